@@ -1,0 +1,326 @@
+//! Kusto `datetime` values: UTC instants with 100 ns ticks, from 0001-01-01 to 9999-12-31.
+//! Parses ISO 8601 text (any offset, converted to UTC, fractions kept to the tick) and Unix
+//! epoch numbers, and prints the canonical `yyyy-MM-ddTHH:mm:ss.fffffffZ` form.
+
+use std::fmt;
+
+const TICKS_PER_SECOND: i64 = 10_000_000;
+const SECONDS_PER_DAY: i64 = 86_400;
+/// Seconds from 0001-01-01 to 1970-01-01.
+const MIN_UNIX_SECONDS: i64 = -62_135_596_800;
+/// Seconds from 1970-01-01 to 10000-01-01.
+const END_UNIX_SECONDS: i64 = 253_402_300_800;
+
+/// A UTC instant as whole seconds since the Unix epoch plus ticks (100 ns) within the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DateTime {
+    unix_seconds: i64,
+    ticks: u32,
+}
+
+impl DateTime {
+    fn new(unix_seconds: i64, ticks: u32) -> Result<Self, String> {
+        if !(MIN_UNIX_SECONDS..END_UNIX_SECONDS).contains(&unix_seconds) {
+            return Err("is outside the datetime range 0001-01-01..9999-12-31".into());
+        }
+        Ok(Self {
+            unix_seconds,
+            ticks,
+        })
+    }
+
+    pub fn unix_seconds(self) -> i64 {
+        self.unix_seconds
+    }
+
+    pub fn from_unix_nanos(nanos: u64) -> Self {
+        Self {
+            unix_seconds: (nanos / 1_000_000_000) as i64,
+            ticks: ((nanos % 1_000_000_000) / 100) as u32,
+        }
+    }
+
+    /// Unix time in seconds (`scale` 1) or milliseconds (`scale` 1000), fractions kept to the tick.
+    pub fn from_unix_number(text: &str, scale: i64) -> Result<Self, String> {
+        let value: f64 = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not a number"))?;
+        if !value.is_finite() {
+            return Err(format!("`{text}` is not a finite number"));
+        }
+        // Integers go through exact integer arithmetic; only fractions touch floating point.
+        if let Ok(whole) = text.parse::<i64>() {
+            let seconds = whole.div_euclid(scale);
+            let ticks = whole.rem_euclid(scale) * (TICKS_PER_SECOND / scale);
+            return Self::new(seconds, ticks as u32);
+        }
+        let total_ticks = (value * (TICKS_PER_SECOND / scale) as f64).round();
+        if total_ticks.abs() > 4e18 {
+            return Err("is outside the datetime range 0001-01-01..9999-12-31".into());
+        }
+        let total_ticks = total_ticks as i64;
+        Self::new(
+            total_ticks.div_euclid(TICKS_PER_SECOND),
+            total_ticks.rem_euclid(TICKS_PER_SECOND) as u32,
+        )
+    }
+
+    /// ISO 8601: `yyyy-MM-dd`, optionally `T` or a space and `HH:mm[:ss[.f...]]`, optionally
+    /// `Z` or an offset `±HH:mm` / `±HHmm`. Without an offset the time is taken as UTC, as
+    /// Kusto does. Digits after the seventh fractional one are below Kusto's resolution and dropped.
+    pub fn parse_iso8601(text: &str) -> Result<Self, String> {
+        let invalid = || format!("`{text}` is not an ISO 8601 datetime");
+        let b = text.as_bytes();
+        let mut cursor = Cursor { b, pos: 0 };
+        let year = cursor.digits(4).ok_or_else(invalid)?;
+        cursor.expect(b'-').ok_or_else(invalid)?;
+        let month = cursor.digits(2).ok_or_else(invalid)?;
+        cursor.expect(b'-').ok_or_else(invalid)?;
+        let day = cursor.digits(2).ok_or_else(invalid)?;
+        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+            return Err(format!("`{text}` is not a valid calendar date"));
+        }
+        let (mut hour, mut minute, mut second, mut ticks) = (0, 0, 0, 0u32);
+        let mut offset_seconds = 0i64;
+        if cursor.pos < b.len() {
+            if !matches!(b[cursor.pos], b'T' | b't' | b' ') {
+                return Err(invalid());
+            }
+            cursor.pos += 1;
+            hour = cursor.digits(2).ok_or_else(invalid)?;
+            cursor.expect(b':').ok_or_else(invalid)?;
+            minute = cursor.digits(2).ok_or_else(invalid)?;
+            if cursor.peek() == Some(b':') {
+                cursor.pos += 1;
+                second = cursor.digits(2).ok_or_else(invalid)?;
+                if matches!(cursor.peek(), Some(b'.') | Some(b',')) {
+                    cursor.pos += 1;
+                    let start = cursor.pos;
+                    while cursor.peek().is_some_and(|c| c.is_ascii_digit()) {
+                        let digit = (b[cursor.pos] - b'0') as u32;
+                        let place = cursor.pos - start;
+                        if place < 7 {
+                            ticks += digit * 10u32.pow(6 - place as u32);
+                        }
+                        cursor.pos += 1;
+                    }
+                    if cursor.pos == start {
+                        return Err(invalid());
+                    }
+                }
+            }
+            if hour > 23 || minute > 59 || second > 59 {
+                return Err(format!("`{text}` has an invalid time of day"));
+            }
+            match cursor.peek() {
+                None => {}
+                Some(b'Z') | Some(b'z') => cursor.pos += 1,
+                Some(sign @ (b'+' | b'-')) => {
+                    cursor.pos += 1;
+                    let oh = cursor.digits(2).ok_or_else(invalid)?;
+                    if cursor.peek() == Some(b':') {
+                        cursor.pos += 1;
+                    }
+                    let om = cursor.digits(2).ok_or_else(invalid)?;
+                    if oh > 23 || om > 59 {
+                        return Err(format!("`{text}` has an invalid UTC offset"));
+                    }
+                    let offset = (oh * 3600 + om * 60) as i64;
+                    offset_seconds = if sign == b'+' { offset } else { -offset };
+                }
+                Some(_) => return Err(invalid()),
+            }
+            if cursor.pos != b.len() {
+                return Err(invalid());
+            }
+        }
+        let days = days_from_civil(year as i64, month, day);
+        let seconds = days * SECONDS_PER_DAY + (hour * 3600 + minute * 60 + second) as i64
+            - offset_seconds;
+        Self::new(seconds, ticks).map_err(|e| format!("`{text}` {e}"))
+    }
+}
+
+impl fmt::Display for DateTime {
+    /// `yyyy-MM-ddTHH:mm:ss[.fffffff]Z`, fraction trimmed of trailing zeros.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.unix_seconds.div_euclid(SECONDS_PER_DAY);
+        let secs = self.unix_seconds.rem_euclid(SECONDS_PER_DAY);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )?;
+        if self.ticks != 0 {
+            let mut fraction = self.ticks;
+            let mut width = 7;
+            while fraction % 10 == 0 {
+                fraction /= 10;
+                width -= 1;
+            }
+            write!(f, ".{fraction:0width$}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.pos += 1)
+    }
+    fn digits(&mut self, count: usize) -> Option<u32> {
+        let slice = self.b.get(self.pos..self.pos + count)?;
+        let mut value = 0;
+        for &c in slice {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + (c - b'0') as u32;
+        }
+        self.pos += count;
+        Some(value)
+    }
+}
+
+fn is_leap(year: u32) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Kusto `timespan` text: `[-][d.]hh:mm[:ss[.fffffff]]`.
+pub fn is_timespan(text: &str) -> bool {
+    let body = text.strip_prefix('-').unwrap_or(text);
+    let (days, clock) = match body.split_once('.') {
+        Some((d, rest)) if rest.contains(':') && !d.contains(':') => (Some(d), rest),
+        _ => (None, body),
+    };
+    if days.is_some_and(|d| d.is_empty() || !d.bytes().all(|c| c.is_ascii_digit())) {
+        return false;
+    }
+    let (clock, fraction) = match clock.split_once('.') {
+        Some((c, f)) => (c, Some(f)),
+        None => (clock, None),
+    };
+    if fraction.is_some_and(|f| f.is_empty() || f.len() > 7 || !f.bytes().all(|c| c.is_ascii_digit())) {
+        return false;
+    }
+    let parts: Vec<&str> = clock.split(':').collect();
+    let limits: &[u32] = match parts.len() {
+        2 => &[23, 59],
+        3 => &[23, 59, 59],
+        _ => return false,
+    };
+    if fraction.is_some() && parts.len() != 3 {
+        return false;
+    }
+    parts.iter().zip(limits).all(|(part, &max)| {
+        part.len() == 2 && part.parse::<u32>().is_ok_and(|v| v <= max)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iso(text: &str) -> String {
+        DateTime::parse_iso8601(text).unwrap().to_string()
+    }
+
+    #[test]
+    fn keeps_sub_second_precision_to_the_tick() {
+        assert_eq!(iso("2026-11-28T10:20:30.1234567Z"), "2026-11-28T10:20:30.1234567Z");
+        assert_eq!(iso("2026-11-28T10:20:30.123Z"), "2026-11-28T10:20:30.123Z");
+        assert_eq!(iso("2026-11-28T10:20:30.123456789Z"), "2026-11-28T10:20:30.1234567Z");
+        assert_eq!(iso("2026-11-28T10:20:30Z"), "2026-11-28T10:20:30Z");
+    }
+
+    #[test]
+    fn converts_offsets_to_utc_and_accepts_date_only() {
+        assert_eq!(iso("2026-01-01T01:30:00+02:00"), "2025-12-31T23:30:00Z");
+        assert_eq!(iso("2026-01-01T01:30:00-0130"), "2026-01-01T03:00:00Z");
+        assert_eq!(iso("2024-02-29"), "2024-02-29T00:00:00Z");
+        assert_eq!(iso("2024-02-29 12:00"), "2024-02-29T12:00:00Z");
+        assert_eq!(iso("0001-01-01T00:00:00Z"), "0001-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_datetime() {
+        for bad in [
+            "2023-02-29",
+            "2026-13-01",
+            "2026-11-28T24:00:00Z",
+            "yesterday",
+            "2026-11-28T10:20:30.Z",
+            "2026-11-28T10:20:30Zjunk",
+            "1700000000",
+        ] {
+            assert!(DateTime::parse_iso8601(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn converts_unix_numbers_exactly() {
+        let s = DateTime::from_unix_number("1764325230", 1).unwrap();
+        assert_eq!(s.to_string(), "2025-11-28T10:20:30Z");
+        let ms = DateTime::from_unix_number("1764325230123", 1000).unwrap();
+        assert_eq!(ms.to_string(), "2025-11-28T10:20:30.123Z");
+        let frac = DateTime::from_unix_number("1764325230.5", 1).unwrap();
+        assert_eq!(frac.to_string(), "2025-11-28T10:20:30.5Z");
+        assert!(DateTime::from_unix_number("1e300", 1).is_err());
+        let nanos = DateTime::from_unix_nanos(1_764_325_230_123_456_789);
+        assert_eq!(nanos.to_string(), "2025-11-28T10:20:30.1234567Z");
+    }
+
+    #[test]
+    fn recognises_timespans() {
+        for good in ["00:01:00", "1.02:03:04", "-00:00:01.5", "10:30", "00:00:00.1234567"] {
+            assert!(is_timespan(good), "{good}");
+        }
+        for bad in ["1h", "25:00:00", "00:60:00", "1.2", "00:00:00.12345678", ""] {
+            assert!(!is_timespan(bad), "{bad}");
+        }
+    }
+}
