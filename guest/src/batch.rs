@@ -107,7 +107,9 @@ mod tests {
     fn batch_of(sizes: &[usize]) -> Batch {
         let mut batch = Batch::default();
         for (i, &size) in sizes.iter().enumerate() {
-            batch.buffer().extend(std::iter::repeat_n(b'a' + (i % 26) as u8, size));
+            batch
+                .buffer()
+                .extend(std::iter::repeat_n(b'a' + (i % 26) as u8, size));
             batch.commit(i as u64 + 100, 5);
         }
         batch

@@ -99,7 +99,13 @@ const KNOWN_KEYS: &[&str] = &[
 impl DestinationConfig {
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, DestinationError> {
         let err = DestinationError::configuration;
-        let get = |key: &str| pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.trim());
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.trim())
+        };
         let required = |key: &str| match get(key) {
             Some(v) if !v.is_empty() => Ok(v),
             _ => Err(err(format!("{key}: required"))),
@@ -157,10 +163,17 @@ impl DestinationConfig {
                 },
             }
         };
-        let max_messages = number("batching.maxMessages", DEFAULT_MAX_MESSAGES, u32::MAX as u64)?;
+        let max_messages = number(
+            "batching.maxMessages",
+            DEFAULT_MAX_MESSAGES,
+            u32::MAX as u64,
+        )?;
         let latency_seconds = number("batching.latencySeconds", DEFAULT_LATENCY_SECONDS, 65_535)?;
-        let max_request_bytes =
-            number("maxRequestBytes", MAX_REQUEST_BYTES as u64, MAX_REQUEST_BYTES as u64)? as usize;
+        let max_request_bytes = number(
+            "maxRequestBytes",
+            MAX_REQUEST_BYTES as u64,
+            MAX_REQUEST_BYTES as u64,
+        )? as usize;
         if max_request_bytes == 0 {
             return Err(err("maxRequestBytes: must be at least 1".to_string()));
         }
@@ -179,11 +192,9 @@ impl DestinationConfig {
             "reject" => NumericDatetimes::Reject,
             "unixSeconds" => NumericDatetimes::UnixSeconds,
             "unixMilliseconds" => NumericDatetimes::UnixMilliseconds,
-            other => {
-                return Err(err(format!(
-                    "numericDatetimes: `{other}` is not one of reject, unixSeconds, unixMilliseconds"
-                )))
-            }
+            other => return Err(err(format!(
+                "numericDatetimes: `{other}` is not one of reject, unixSeconds, unixMilliseconds"
+            ))),
         };
         let mapping_name = get("mappingName")
             .filter(|m| !m.is_empty())
@@ -239,7 +250,10 @@ mod tests {
         pairs(&[
             ("host", "mycluster.westeurope.kusto.windows.net"),
             ("database", "telemetry"),
-            ("schema", ".create table thermostat (a: string, Topic: string)"),
+            (
+                "schema",
+                ".create table thermostat (a: string, Topic: string)",
+            ),
         ])
     }
 
@@ -284,20 +298,39 @@ mod tests {
     #[test]
     fn names_the_field_in_every_error() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("batching.latencySeconds", "70000")], "batching.latencySeconds: 70000 is outside 0..65535"),
-            (&[("batching.maxMessages", "many")], "batching.maxMessages: `many` is not a whole number"),
+            (
+                &[("batching.latencySeconds", "70000")],
+                "batching.latencySeconds: 70000 is outside 0..65535",
+            ),
+            (
+                &[("batching.maxMessages", "many")],
+                "batching.maxMessages: `many` is not a whole number",
+            ),
             (&[("format", "avro")], "format: `avro` is not supported"),
             (&[("table", "other")], "table: `other` differs"),
-            (&[("columns.Nope", "x")], "columns.Nope: the table has no column `Nope`"),
-            (&[("columns.a", "$metadata.what")], "columns.a: unknown metadata"),
+            (
+                &[("columns.Nope", "x")],
+                "columns.Nope: the table has no column `Nope`",
+            ),
+            (
+                &[("columns.a", "$metadata.what")],
+                "columns.a: unknown metadata",
+            ),
             (&[("hots", "x")], "hots: unknown setting"),
             (&[("host", "ftp://x")], "host: scheme `ftp`"),
-            (&[("schema", "a: nothing")], "schema: column `a`: unknown type"),
+            (
+                &[("schema", "a: nothing")],
+                "schema: column `a`: unknown type",
+            ),
         ];
         for (extra, expected) in cases {
             let e = with(extra).unwrap_err();
             assert_eq!(e.class, crate::message::ErrorClass::Configuration);
-            assert!(e.message.contains(expected), "{} does not contain {expected}", e.message);
+            assert!(
+                e.message.contains(expected),
+                "{} does not contain {expected}",
+                e.message
+            );
         }
         let e = DestinationConfig::from_pairs(&pairs(&[("host", "h")])).unwrap_err();
         assert_eq!(e.message, "database: required");

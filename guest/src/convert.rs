@@ -85,7 +85,9 @@ impl RowConverter {
                     Some(raw) => self.from_json(column.kusto_type, raw),
                     None => Ok(Cell::Null),
                 },
-                ColumnSource::Topic => self.from_text(column.kusto_type, Cow::Borrowed(&message.topic)),
+                ColumnSource::Topic => {
+                    self.from_text(column.kusto_type, Cow::Borrowed(&message.topic))
+                }
                 ColumnSource::ContentType => match &message.content_type {
                     Some(ct) => self.from_text(column.kusto_type, Cow::Borrowed(ct)),
                     None => Ok(Cell::Null),
@@ -152,7 +154,9 @@ impl RowConverter {
             KustoType::Bool => match raw {
                 "0" => Ok(Cell::Bool(false)),
                 "1" => Ok(Cell::Bool(true)),
-                _ => Err(format!("{raw} is a number, not a bool (only 0 and 1 convert)")),
+                _ => Err(format!(
+                    "{raw} is a number, not a bool (only 0 and 1 convert)"
+                )),
             },
             KustoType::DateTime => {
                 let scale = match self.numeric_datetimes {
@@ -166,9 +170,7 @@ impl RowConverter {
                 };
                 DateTime::from_unix_number(raw, scale).map(Cell::DateTime)
             }
-            KustoType::TimeSpan | KustoType::Guid => {
-                Err(format!("{raw} is a number, not a {ty}"))
-            }
+            KustoType::TimeSpan | KustoType::Guid => Err(format!("{raw} is a number, not a {ty}")),
         }
     }
 
@@ -190,7 +192,9 @@ impl RowConverter {
                     (i64::MIN, i64::MAX)
                 };
                 match trimmed.parse::<i64>() {
-                    Ok(v) if (min..=max).contains(&v) => Ok(Cell::Number(Cow::Owned(v.to_string()))),
+                    Ok(v) if (min..=max).contains(&v) => {
+                        Ok(Cell::Number(Cow::Owned(v.to_string())))
+                    }
                     Ok(_) => Err(format!("{} is outside the {ty} range", quoted(&text))),
                     Err(_) => Err(format!("{} is not an integer", quoted(&text))),
                 }
@@ -459,7 +463,10 @@ mod tests {
 
     #[test]
     fn string_columns() {
-        assert_eq!(one("string", r#""a\"b""#).unwrap(), Cell::JsonString(r#""a\"b""#));
+        assert_eq!(
+            one("string", r#""a\"b""#).unwrap(),
+            Cell::JsonString(r#""a\"b""#)
+        );
         assert_eq!(one("string", "12.5").unwrap(), text("12.5"));
         assert_eq!(one("string", r#"{"x":1}"#).unwrap(), text(r#"{"x":1}"#));
         assert_eq!(one("string", "null").unwrap(), Cell::Null);
@@ -472,22 +479,39 @@ mod tests {
         assert_eq!(one("real", r#""21.5""#).unwrap(), num("21.5"));
         let e = one("real", r#""hot""#).unwrap_err();
         assert_eq!(e, r#"column `v` (real): "hot" is not a number"#);
-        assert!(one("real", "true").unwrap_err().contains("is a boolean, not a real"));
-        assert!(one("real", "1e999").unwrap_err().contains("not a finite number"));
+        assert!(one("real", "true")
+            .unwrap_err()
+            .contains("is a boolean, not a real"));
+        assert!(one("real", "1e999")
+            .unwrap_err()
+            .contains("not a finite number"));
         assert!(one("real", r#""NaN""#).is_err());
     }
 
     #[test]
     fn int_and_long_columns() {
         assert_eq!(one("int", "2147483647").unwrap(), num("2147483647"));
-        assert!(one("int", "2147483648").unwrap_err().contains("outside the int range"));
+        assert!(one("int", "2147483648")
+            .unwrap_err()
+            .contains("outside the int range"));
         assert_eq!(one("int", "3.0").unwrap(), num("3"));
-        assert!(one("int", "3.5").unwrap_err().contains("3.5 is not an integer"));
-        assert_eq!(one("long", "9223372036854775807").unwrap(), num("9223372036854775807"));
-        assert!(one("long", "9223372036854775808").unwrap_err().contains("outside the long range"));
+        assert!(one("int", "3.5")
+            .unwrap_err()
+            .contains("3.5 is not an integer"));
+        assert_eq!(
+            one("long", "9223372036854775807").unwrap(),
+            num("9223372036854775807")
+        );
+        assert!(one("long", "9223372036854775808")
+            .unwrap_err()
+            .contains("outside the long range"));
         assert_eq!(one("long", r#"" 42 ""#).unwrap(), num("42"));
-        assert!(one("long", r#""4x""#).unwrap_err().contains("is not an integer"));
-        assert!(one("long", "[1]").unwrap_err().contains("is a JSON array, not a long"));
+        assert!(one("long", r#""4x""#)
+            .unwrap_err()
+            .contains("is not an integer"));
+        assert!(one("long", "[1]")
+            .unwrap_err()
+            .contains("is a JSON array, not a long"));
     }
 
     #[test]
@@ -496,34 +520,62 @@ mod tests {
         assert_eq!(one("bool", r#""False""#).unwrap(), Cell::Bool(false));
         assert_eq!(one("bool", "1").unwrap(), Cell::Bool(true));
         assert!(one("bool", "2").unwrap_err().contains("only 0 and 1"));
-        assert!(one("bool", r#""yes""#).unwrap_err().contains("is not true or false"));
+        assert!(one("bool", r#""yes""#)
+            .unwrap_err()
+            .contains("is not true or false"));
     }
 
     #[test]
     fn datetime_columns() {
         let cell = one("datetime", r#""2026-11-28T10:20:30.1234567+01:00""#).unwrap();
-        let Cell::DateTime(dt) = cell else { panic!("{cell:?}") };
+        let Cell::DateTime(dt) = cell else {
+            panic!("{cell:?}")
+        };
         assert_eq!(dt.to_string(), "2026-11-28T09:20:30.1234567Z");
         let e = one("datetime", "1764325230").unwrap_err();
-        assert!(e.contains("column `v` (datetime): 1764325230 is a number"), "{e}");
-        let cell = one_with("datetime", "1764325230123", &[("numericDatetimes", "unixMilliseconds")]).unwrap();
-        assert_eq!(cell, Cell::DateTime(DateTime::parse_iso8601("2025-11-28T10:20:30.123Z").unwrap()));
-        assert!(one("datetime", r#""28/11/2026""#).unwrap_err().contains("not an ISO 8601 datetime"));
+        assert!(
+            e.contains("column `v` (datetime): 1764325230 is a number"),
+            "{e}"
+        );
+        let cell = one_with(
+            "datetime",
+            "1764325230123",
+            &[("numericDatetimes", "unixMilliseconds")],
+        )
+        .unwrap();
+        assert_eq!(
+            cell,
+            Cell::DateTime(DateTime::parse_iso8601("2025-11-28T10:20:30.123Z").unwrap())
+        );
+        assert!(one("datetime", r#""28/11/2026""#)
+            .unwrap_err()
+            .contains("not an ISO 8601 datetime"));
     }
 
     #[test]
     fn decimal_timespan_guid_dynamic_columns() {
-        assert_eq!(one("decimal", "12345678901234567890.123456789").unwrap(), text("12345678901234567890.123456789"));
+        assert_eq!(
+            one("decimal", "12345678901234567890.123456789").unwrap(),
+            text("12345678901234567890.123456789")
+        );
         assert_eq!(one("decimal", r#""-1.5e3""#).unwrap(), text("-1.5e3"));
         assert!(one("decimal", r#""1.2.3""#).is_err());
-        assert_eq!(one("timespan", r#""1.02:03:04.5""#).unwrap(), text("1.02:03:04.5"));
-        assert!(one("timespan", "60").unwrap_err().contains("is a number, not a timespan"));
+        assert_eq!(
+            one("timespan", r#""1.02:03:04.5""#).unwrap(),
+            text("1.02:03:04.5")
+        );
+        assert!(one("timespan", "60")
+            .unwrap_err()
+            .contains("is a number, not a timespan"));
         assert_eq!(
             one("guid", r#""0F8FAD5B-D9CB-469F-A165-70867728950E""#).unwrap(),
             text("0f8fad5b-d9cb-469f-a165-70867728950e")
         );
         assert!(one("guid", r#""not-a-guid""#).is_err());
-        assert_eq!(one("dynamic", r#"{"a": [1, 2]}"#).unwrap(), Cell::Json(r#"{"a": [1, 2]}"#));
+        assert_eq!(
+            one("dynamic", r#"{"a": [1, 2]}"#).unwrap(),
+            Cell::Json(r#"{"a": [1, 2]}"#)
+        );
         assert_eq!(one("dynamic", "7").unwrap(), Cell::Json("7"));
     }
 
@@ -542,7 +594,12 @@ mod tests {
         conv.convert(&msg, &mut cells).unwrap();
         assert_eq!(
             cells,
-            vec![text("factory/line1/thermostat"), num("42"), text("application/json"), Cell::Null]
+            vec![
+                text("factory/line1/thermostat"),
+                num("42"),
+                text("application/json"),
+                Cell::Null
+            ]
         );
     }
 
@@ -558,7 +615,11 @@ mod tests {
         assert_eq!(e.0, "payload is an array, not a JSON object");
         let mut bad = message("");
         bad.payload = vec![0xff, 0xfe];
-        assert!(conv.convert(&bad, &mut cells).unwrap_err().0.contains("not UTF-8"));
+        assert!(conv
+            .convert(&bad, &mut cells)
+            .unwrap_err()
+            .0
+            .contains("not UTF-8"));
     }
 
     #[test]

@@ -135,8 +135,8 @@ impl DateTime {
             }
         }
         let days = days_from_civil(year as i64, month, day);
-        let seconds = days * SECONDS_PER_DAY + (hour * 3600 + minute * 60 + second) as i64
-            - offset_seconds;
+        let seconds =
+            days * SECONDS_PER_DAY + (hour * 3600 + minute * 60 + second) as i64 - offset_seconds;
         Self::new(seconds, ticks).map_err(|e| format!("`{text}` {e}"))
     }
 }
@@ -244,7 +244,9 @@ pub fn is_timespan(text: &str) -> bool {
         Some((c, f)) => (c, Some(f)),
         None => (clock, None),
     };
-    if fraction.is_some_and(|f| f.is_empty() || f.len() > 7 || !f.bytes().all(|c| c.is_ascii_digit())) {
+    if fraction
+        .is_some_and(|f| f.is_empty() || f.len() > 7 || !f.bytes().all(|c| c.is_ascii_digit()))
+    {
         return false;
     }
     let parts: Vec<&str> = clock.split(':').collect();
@@ -256,9 +258,10 @@ pub fn is_timespan(text: &str) -> bool {
     if fraction.is_some() && parts.len() != 3 {
         return false;
     }
-    parts.iter().zip(limits).all(|(part, &max)| {
-        part.len() == 2 && part.parse::<u32>().is_ok_and(|v| v <= max)
-    })
+    parts
+        .iter()
+        .zip(limits)
+        .all(|(part, &max)| part.len() == 2 && part.parse::<u32>().is_ok_and(|v| v <= max))
 }
 
 #[cfg(test)]
@@ -271,9 +274,15 @@ mod tests {
 
     #[test]
     fn keeps_sub_second_precision_to_the_tick() {
-        assert_eq!(iso("2026-11-28T10:20:30.1234567Z"), "2026-11-28T10:20:30.1234567Z");
+        assert_eq!(
+            iso("2026-11-28T10:20:30.1234567Z"),
+            "2026-11-28T10:20:30.1234567Z"
+        );
         assert_eq!(iso("2026-11-28T10:20:30.123Z"), "2026-11-28T10:20:30.123Z");
-        assert_eq!(iso("2026-11-28T10:20:30.123456789Z"), "2026-11-28T10:20:30.1234567Z");
+        assert_eq!(
+            iso("2026-11-28T10:20:30.123456789Z"),
+            "2026-11-28T10:20:30.1234567Z"
+        );
         assert_eq!(iso("2026-11-28T10:20:30Z"), "2026-11-28T10:20:30Z");
     }
 
@@ -316,7 +325,13 @@ mod tests {
 
     #[test]
     fn recognises_timespans() {
-        for good in ["00:01:00", "1.02:03:04", "-00:00:01.5", "10:30", "00:00:00.1234567"] {
+        for good in [
+            "00:01:00",
+            "1.02:03:04",
+            "-00:00:01.5",
+            "10:30",
+            "00:00:00.1234567",
+        ] {
             assert!(is_timespan(good), "{good}");
         }
         for bad in ["1h", "25:00:00", "00:60:00", "1.2", "00:00:00.12345678", ""] {

@@ -164,7 +164,9 @@ impl<P: Platform> Destination<P> {
                 Ok(()) => {
                     self.stats.bytes_encoded += encoded;
                     self.stats.bytes_sent += compressed;
-                    outcome.ingested.extend(self.batch.sequences_of(rows.clone()));
+                    outcome
+                        .ingested
+                        .extend(self.batch.sequences_of(rows.clone()));
                     sent_rows = rows.end;
                 }
                 Err(error) => {
@@ -204,7 +206,9 @@ mod tests {
                 .iter()
                 .map(|r| {
                     let mut s = String::new();
-                    flate2::read::GzDecoder::new(&r.body[..]).read_to_string(&mut s).unwrap();
+                    flate2::read::GzDecoder::new(&r.body[..])
+                        .read_to_string(&mut s)
+                        .unwrap();
                     s
                 })
                 .collect()
@@ -217,8 +221,15 @@ mod tests {
     impl Platform for Recorder {
         fn send(&mut self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
             self.requests.borrow_mut().push(request);
-            let status = if self.statuses.borrow().is_empty() { 200 } else { self.statuses.borrow_mut().remove(0) };
-            Ok(HttpResponse { status, ..Default::default() })
+            let status = if self.statuses.borrow().is_empty() {
+                200
+            } else {
+                self.statuses.borrow_mut().remove(0)
+            };
+            Ok(HttpResponse {
+                status,
+                ..Default::default()
+            })
         }
         fn now_nanos(&self) -> u64 {
             self.now.get()
@@ -240,7 +251,10 @@ mod tests {
         .chain(extra)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        (Destination::open(&pairs, recorder.clone()).unwrap(), recorder)
+        (
+            Destination::open(&pairs, recorder.clone()).unwrap(),
+            recorder,
+        )
     }
 
     fn messages(range: std::ops::Range<u64>) -> Vec<Message> {
@@ -262,12 +276,23 @@ mod tests {
         assert_eq!(out.ingested, vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(rec.requests.borrow().len(), 2);
         assert_eq!(d.buffered(), 1);
-        assert_eq!(rec.bodies()[0], "{\"id\":0,\"name\":\"n0\"}\n{\"id\":1,\"name\":\"n1\"}\n{\"id\":2,\"name\":\"n2\"}\n");
+        assert_eq!(
+            rec.bodies()[0],
+            "{\"id\":0,\"name\":\"n0\"}\n{\"id\":1,\"name\":\"n1\"}\n{\"id\":2,\"name\":\"n2\"}\n"
+        );
         let out = d.close();
         assert_eq!(out.ingested, vec![6]);
-        let ids: Vec<String> = rec.requests.borrow().iter().map(|r| r.headers[2].1.clone()).collect();
+        let ids: Vec<String> = rec
+            .requests
+            .borrow()
+            .iter()
+            .map(|r| r.headers[2].1.clone())
+            .collect();
         assert_eq!(ids.len(), 3);
-        assert!(ids[0] != ids[1] && ids[1] != ids[2], "request ids repeat: {ids:?}");
+        assert!(
+            ids[0] != ids[1] && ids[1] != ids[2],
+            "request ids repeat: {ids:?}"
+        );
     }
 
     #[test]
@@ -278,7 +303,11 @@ mod tests {
         assert_eq!(d.next_flush_due_ms(), Some(5000));
         rec.advance_seconds(3);
         assert!(d.accept(messages(2..3)).ingested.is_empty());
-        assert_eq!(d.next_flush_due_ms(), Some(2000), "the oldest message sets the deadline");
+        assert_eq!(
+            d.next_flush_due_ms(),
+            Some(2000),
+            "the oldest message sets the deadline"
+        );
         rec.advance_seconds(2);
         assert_eq!(d.next_flush_due_ms(), Some(0));
         assert_eq!(d.flush().ingested, vec![0, 1, 2]);
@@ -298,7 +327,13 @@ mod tests {
         let mut batch = messages(0..3);
         batch[1].payload = br#"{"id": "seven", "name": "x"}"#.to_vec();
         let out = d.accept(batch);
-        assert_eq!(out.rejected, vec![Rejection { sequence: 1, reason: "column `id` (long): \"seven\" is not an integer".into() }]);
+        assert_eq!(
+            out.rejected,
+            vec![Rejection {
+                sequence: 1,
+                reason: "column `id` (long): \"seven\" is not an integer".into()
+            }]
+        );
         assert_eq!(d.flush().ingested, vec![0, 2]);
         assert_eq!(rec.bodies()[0].lines().count(), 2);
         assert_eq!(d.statistics().messages_rejected, 1);
@@ -311,7 +346,11 @@ mod tests {
         batch[5].payload = format!(r#"{{"id": 5, "name": "{}"}}"#, "x".repeat(100)).into_bytes();
         let out = d.accept(batch);
         assert_eq!(out.rejected.len(), 1);
-        assert!(out.rejected[0].reason.contains("more than the 42 bytes"), "{:?}", out.rejected);
+        assert!(
+            out.rejected[0].reason.contains("more than the 42 bytes"),
+            "{:?}",
+            out.rejected
+        );
         assert_eq!(d.flush().ingested, vec![0, 1, 2, 3, 4]);
         let bodies = rec.bodies();
         assert_eq!(bodies.len(), 3);
@@ -331,7 +370,10 @@ mod tests {
         assert_eq!(out.ingested, vec![2, 3, 4, 5]);
         assert!(out.failure.is_none());
         let s = d.statistics();
-        assert_eq!((s.requests, s.failed_requests, s.messages_ingested), (4, 1, 6));
+        assert_eq!(
+            (s.requests, s.failed_requests, s.messages_ingested),
+            (4, 1, 6)
+        );
     }
 
     #[test]

@@ -157,7 +157,10 @@ mod tests {
     }
 
     fn encoder(format: StreamFormat) -> RowEncoder {
-        let schema = TableSchema::parse("s: string, t: string, r: real, b: bool, d: datetime, j: dynamic, n: long").unwrap();
+        let schema = TableSchema::parse(
+            "s: string, t: string, r: real, b: bool, d: datetime, j: dynamic, n: long",
+        )
+        .unwrap();
         assert_eq!(schema.columns[5].kusto_type, KustoType::Dynamic);
         RowEncoder::new(format, schema.columns.iter())
     }

@@ -54,7 +54,10 @@ pub fn ingest_request(url: &str, gzipped_body: Vec<u8>, request_id: &str) -> Htt
         headers: vec![
             ("content-type".into(), "application/octet-stream".into()),
             ("content-encoding".into(), "gzip".into()),
-            ("x-ms-client-request-id".into(), format!("{APP_NAME};{request_id}")),
+            (
+                "x-ms-client-request-id".into(),
+                format!("{APP_NAME};{request_id}"),
+            ),
             ("x-ms-app".into(), APP_NAME.into()),
             ("x-ms-client-version".into(), CLIENT_VERSION.into()),
         ],
@@ -68,7 +71,9 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
         Vec::with_capacity(data.len() / 4),
         flate2::Compression::fast(),
     );
-    encoder.write_all(data).expect("writing to a Vec cannot fail");
+    encoder
+        .write_all(data)
+        .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -100,10 +105,14 @@ impl KustoError {
     }
 
     fn describe(&self) -> String {
-        let mut parts: Vec<&str> = [self.code.as_str(), self.message.as_str(), self.detail.as_str()]
-            .into_iter()
-            .filter(|p| !p.is_empty())
-            .collect();
+        let mut parts: Vec<&str> = [
+            self.code.as_str(),
+            self.message.as_str(),
+            self.detail.as_str(),
+        ]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
         parts.dedup();
         parts.join(": ")
     }
@@ -111,14 +120,20 @@ impl KustoError {
 
 /// Success, or the error class of a failed attempt, following the official SDKs: retry unless
 /// Kusto says `@permanent`, and never retry a request Kusto refuses as malformed.
-pub fn classify(config: &DestinationConfig, response: &HttpResponse) -> Result<(), DestinationError> {
+pub fn classify(
+    config: &DestinationConfig,
+    response: &HttpResponse,
+) -> Result<(), DestinationError> {
     let status = response.status;
     if (200..300).contains(&status) {
         return Ok(());
     }
     let error = KustoError::parse(&response.body);
     let target = format!("{}.{}", config.database, config.table);
-    let described = format!("HTTP {status} ingesting into {target}: {}", error.describe());
+    let described = format!(
+        "HTTP {status} ingesting into {target}: {}",
+        error.describe()
+    );
     if error.code == "BadRequest_StreamingIngestionPolicyNotEnabled" {
         return Err(DestinationError::permanent(format!(
             "{described}. Streaming ingestion is off: run `.alter database ['{}'] policy streamingingestion enable` (or `.alter table {} policy streamingingestion enable`) in the cluster, then restart the dataflow",
@@ -196,13 +211,26 @@ mod tests {
             "https://c.westeurope.kusto.windows.net/v1/rest/ingest/my%20db/thermostat?streamFormat=multijson&mappingName=m%201"
         );
         let request = ingest_request("u", gzip(b"{}\n"), "abc");
-        let header = |n: &str| request.headers.iter().find(|(k, _)| k == n).unwrap().1.clone();
+        let header = |n: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .unwrap()
+                .1
+                .clone()
+        };
         assert_eq!(header("content-encoding"), "gzip");
-        assert_eq!(header("x-ms-client-request-id"), "dataflow-adx-destination;abc");
+        assert_eq!(
+            header("x-ms-client-request-id"),
+            "dataflow-adx-destination;abc"
+        );
         assert!(header("x-ms-client-version").starts_with("dataflow-adx-destination:"));
         let mut decoded = String::new();
         use std::io::Read;
-        flate2::read::GzDecoder::new(&request.body[..]).read_to_string(&mut decoded).unwrap();
+        flate2::read::GzDecoder::new(&request.body[..])
+            .read_to_string(&mut decoded)
+            .unwrap();
         assert_eq!(decoded, "{}\n");
     }
 
@@ -211,7 +239,12 @@ mod tests {
         let body = r#"{"error":{"code":"BadRequest_StreamingIngestionPolicyNotEnabled","message":"Request is invalid and cannot be executed.","@type":"Kusto.DataNode.Exceptions.StreamingIngestionPolicyNotEnabledException","@message":"Streaming ingestion policy is not enabled for the table","@permanent":true}}"#;
         let e = classify(&config(&[]), &response(400, body)).unwrap_err();
         assert_eq!(e.class, ErrorClass::Permanent);
-        assert!(e.message.contains(".alter database ['my db'] policy streamingingestion enable"), "{}", e.message);
+        assert!(
+            e.message
+                .contains(".alter database ['my db'] policy streamingingestion enable"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("HTTP 400"));
     }
 
@@ -220,21 +253,49 @@ mod tests {
         let c = config(&[]);
         assert!(classify(&c, &response(200, "")).is_ok());
         let throttled = classify(&c, &response(429, "")).unwrap_err();
-        assert_eq!((throttled.class, throttled.retry_after_ms), (ErrorClass::Transient, Some(2000)));
-        assert_eq!(classify(&c, &response(503, "oops")).unwrap_err().class, ErrorClass::Transient);
-        assert_eq!(classify(&c, &response(520, "")).unwrap_err().class, ErrorClass::Transient);
         assert_eq!(
-            classify(&c, &response(500, r#"{"error":{"code":"X","@permanent":true}}"#)).unwrap_err().class,
+            (throttled.class, throttled.retry_after_ms),
+            (ErrorClass::Transient, Some(2000))
+        );
+        assert_eq!(
+            classify(&c, &response(503, "oops")).unwrap_err().class,
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(&c, &response(520, "")).unwrap_err().class,
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(
+                &c,
+                &response(500, r#"{"error":{"code":"X","@permanent":true}}"#)
+            )
+            .unwrap_err()
+            .class,
             ErrorClass::Permanent
         );
         assert_eq!(
-            classify(&c, &response(400, r#"{"error":{"code":"X","@permanent":false}}"#)).unwrap_err().class,
+            classify(
+                &c,
+                &response(400, r#"{"error":{"code":"X","@permanent":false}}"#)
+            )
+            .unwrap_err()
+            .class,
             ErrorClass::Transient
         );
-        assert_eq!(classify(&c, &response(400, "{}")).unwrap_err().class, ErrorClass::Permanent);
-        assert_eq!(classify(&c, &response(401, "")).unwrap_err().class, ErrorClass::Transient);
+        assert_eq!(
+            classify(&c, &response(400, "{}")).unwrap_err().class,
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            classify(&c, &response(401, "")).unwrap_err().class,
+            ErrorClass::Transient
+        );
         let forbidden = classify(&c, &response(403, "")).unwrap_err();
         assert!(forbidden.message.contains("Ingestor"));
-        assert!(classify(&c, &response(404, "")).unwrap_err().message.contains("exist"));
+        assert!(classify(&c, &response(404, ""))
+            .unwrap_err()
+            .message
+            .contains("exist"));
     }
 }

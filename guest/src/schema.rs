@@ -101,11 +101,11 @@ impl TableSchema {
             }
             let (keyword, rest) = split_word(rest);
             if keyword != "table" {
-                return Err(format!("expected `table` after `.{command}`, found `{keyword}`"));
+                return Err(format!(
+                    "expected `table` after `.{command}`, found `{keyword}`"
+                ));
             }
-            let open = rest
-                .find('(')
-                .ok_or("expected `(` after the table name")?;
+            let open = rest.find('(').ok_or("expected `(` after the table name")?;
             let name = unquote_name(rest[..open].trim());
             if name.is_empty() {
                 return Err("the table name is missing".into());
@@ -118,7 +118,9 @@ impl TableSchema {
             }
             let trailing = rest[close + 1..].trim();
             if !trailing.is_empty() && !trailing.starts_with("with") {
-                return Err(format!("unexpected text after the column list: `{trailing}`"));
+                return Err(format!(
+                    "unexpected text after the column list: `{trailing}`"
+                ));
             }
             (Some(name), &rest[open + 1..close])
         } else {

@@ -1,0 +1,13 @@
+//! The dataflow host: runs destination plugins (WASI 0.2 components) in wasmtime, feeds them
+//! message streams, polices and authenticates their outbound HTTP, and ships a local
+//! ADX-compatible endpoint.
+
+pub mod bundled;
+pub mod demo;
+pub mod emulator;
+pub mod identity;
+pub mod kusto_client;
+pub mod outbound;
+pub mod pipeline;
+pub mod plugin;
+pub mod sources;

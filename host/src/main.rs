@@ -1,1 +1,95 @@
-fn main(){}
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use dataflow_host::demo::{self, DemoOptions};
+use dataflow_host::emulator::{Emulator, EmulatorOptions, STREAMING_LIMIT_BYTES};
+
+#[derive(Parser)]
+#[command(
+    name = "dataflow-host",
+    version,
+    about = "Runs destination plugins for an edge dataflow"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the whole product end to end on this machine, against the local ADX-compatible endpoint.
+    Demo {
+        /// Synthetic thermostat messages to send.
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        /// Send the lines of this JSON Lines file (`-` for standard input) instead.
+        #[arg(long)]
+        input: Option<String>,
+        /// Stream format the plugin sends: multijson, json or csv.
+        #[arg(long, default_value = "multijson")]
+        format: String,
+        /// batching.maxMessages for the plugin (default 100000).
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// batching.latencySeconds for the plugin (default 60).
+        #[arg(long)]
+        latency_seconds: Option<u64>,
+        /// Rows of the table to print at the end.
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+    },
+    /// Runs the local ADX-compatible endpoint until interrupted.
+    Emulator {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// The bearer token the endpoint accepts.
+        #[arg(long, default_value = "local-dev-token")]
+        token: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Demo {
+            messages,
+            input,
+            format,
+            max_messages,
+            latency_seconds,
+            rows,
+        } => {
+            let options = DemoOptions {
+                messages,
+                input,
+                format,
+                max_messages,
+                latency_seconds,
+                rows_to_show: rows,
+                ..DemoOptions::default()
+            };
+            let result = demo::run(&options).await?;
+            demo::print_and_check(&result)
+        }
+        Command::Emulator { port, bind, token } => {
+            let emulator = Emulator::start(EmulatorOptions {
+                bind: SocketAddr::new(bind, port),
+                token: token.clone(),
+                streaming_limit_bytes: STREAMING_LIMIT_BYTES,
+            })
+            .await?;
+            println!("local ADX-compatible endpoint on {}", emulator.url());
+            println!("bearer token: {token}");
+            println!(
+                "management: POST {}/v1/rest/mgmt  {{\"db\": \"…\", \"csl\": \".create table …\"}}",
+                emulator.url()
+            );
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! A local ADX-compatible endpoint on loopback: the REST surface the plugin and users touch
+//! (`/v1/rest/mgmt`, `/v1/rest/query`, `/v1/rest/ingest/{db}/{table}`), with bearer-token
+//! checks, gzip, the 4 MB streaming limit, Kusto's parsing rules, status codes and error
+//! bodies. Used embedded by the demo and the tests, or standalone (`dataflow-host emulator`).
+
+mod cluster;
+pub mod formats;
+mod responses;
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use adx_destination::schema::Column;
+pub use cluster::Cluster;
+use cluster::IngestRequest;
+use formats::Format;
+pub use responses::KustoFailure;
+
+/// Kusto's documented limit on the data of one streaming ingestion request.
+pub const STREAMING_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+/// Bodies larger than this are not even read.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+const MAX_RECORDED_REQUESTS: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct EmulatorOptions {
+    pub bind: SocketAddr,
+    /// The only bearer token accepted.
+    pub token: String,
+    pub streaming_limit_bytes: usize,
+}
+
+impl EmulatorOptions {
+    pub fn loopback(token: &str) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: token.to_string(),
+            streaming_limit_bytes: STREAMING_LIMIT_BYTES,
+        }
+    }
+}
+
+/// What the endpoint saw of one request, for inspection by tests and users.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path_and_query: String,
+    pub authorization: Option<String>,
+    pub client_request_id: Option<String>,
+    pub content_encoding: Option<String>,
+    pub body_bytes: usize,
+    pub status: u16,
+}
+
+struct Shared {
+    cluster: Mutex<Cluster>,
+    options: EmulatorOptions,
+    requests: Mutex<Vec<RecordedRequest>>,
+}
+
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Emulator {
+    pub async fn start(options: EmulatorOptions) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(options.bind).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            cluster: Mutex::new(Cluster::default()),
+            options,
+            requests: Mutex::new(Vec::new()),
+        });
+        let server_state = shared.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = server_state.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            shared,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`: the endpoint's host as a plugin is configured with it.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Rows ingested into a table, in column order.
+    pub fn rows(&self, database: &str, table: &str) -> Vec<Vec<Value>> {
+        let cluster = self.shared.cluster.lock().unwrap();
+        cluster
+            .table(database, table)
+            .map(|t| t.rows.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn columns(&self, database: &str, table: &str) -> Vec<Column> {
+        let cluster = self.shared.cluster.lock().unwrap();
+        cluster
+            .table(database, table)
+            .map(|t| t.columns.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn handle(state: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let mut record = RecordedRequest {
+        method: request.method().to_string(),
+        path_and_query: request
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        authorization: header("authorization"),
+        client_request_id: header("x-ms-client-request-id"),
+        content_encoding: header("content-encoding"),
+        body_bytes: 0,
+        status: 0,
+    };
+    let result = route(state, request, &mut record).await;
+    let (status, body) = match result {
+        Ok(value) => (200, value),
+        Err(failure) => (failure.status, failure.body()),
+    };
+    record.status = status;
+    let mut requests = state.requests.lock().unwrap();
+    if requests.len() == MAX_RECORDED_REQUESTS {
+        requests.remove(0);
+    }
+    requests.push(record);
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
+}
+
+async fn route(
+    state: &Shared,
+    request: Request<Incoming>,
+    record: &mut RecordedRequest,
+) -> Result<Value, KustoFailure> {
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
+    if request.method() == Method::GET && path == "/" {
+        return Ok(json!({ "service": "local ADX-compatible endpoint" }));
+    }
+    if request.method() != Method::POST {
+        return Err(KustoFailure::not_found(format!(
+            "{} {path} is not supported",
+            request.method()
+        )));
+    }
+    check_token(state, record.authorization.as_deref())?;
+    let body = read_body(request).await?;
+    record.body_bytes = body.len();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", "rest", "mgmt"] => {
+            let (db, csl) = command_body(&body)?;
+            state.cluster.lock().unwrap().execute(&db, &csl)
+        }
+        ["v1", "rest", "query"] => {
+            let (db, csl) = command_body(&body)?;
+            state.cluster.lock().unwrap().query(&db, &csl)
+        }
+        ["v1", "rest", "ingest", database, table] => {
+            let data = decode_ingest_body(
+                &body,
+                record.content_encoding.as_deref(),
+                state.options.streaming_limit_bytes,
+            )?;
+            let params = query_params(&query);
+            let format_name = params
+                .iter()
+                .find(|(k, _)| k == "streamFormat")
+                .map(|(_, v)| v.as_str());
+            let format = format_name.and_then(Format::parse).ok_or_else(|| {
+                KustoFailure::bad_request(
+                    "BadRequest_InvalidArgument",
+                    format!(
+                        "streamFormat `{}` is missing or not supported here (json, multijson, csv)",
+                        format_name.unwrap_or("")
+                    ),
+                )
+            })?;
+            let mapping = params
+                .iter()
+                .find(|(k, _)| k == "mappingName")
+                .map(|(_, v)| v.as_str());
+            let database = percent_decode(database);
+            let table = percent_decode(table);
+            let count = state.cluster.lock().unwrap().ingest(IngestRequest {
+                database: &database,
+                table: &table,
+                format,
+                mapping_name: mapping,
+                data: &data,
+            })?;
+            Ok(
+                json!({ "Tables": [{ "TableName": "Table_0", "Columns": [{"ColumnName": "RowCount", "DataType": "Int64", "ColumnType": "long"}], "Rows": [[count]] }] }),
+            )
+        }
+        _ => Err(KustoFailure::not_found(format!(
+            "POST {path} is not supported"
+        ))),
+    }
+}
+
+fn check_token(state: &Shared, authorization: Option<&str>) -> Result<(), KustoFailure> {
+    match authorization.and_then(|a| a.strip_prefix("Bearer ")) {
+        Some(token) if token == state.options.token => Ok(()),
+        Some(_) => Err(KustoFailure::unauthorized(
+            "The bearer token is not valid for this endpoint",
+        )),
+        None => Err(KustoFailure::unauthorized(
+            "The request has no bearer token",
+        )),
+    }
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<Vec<u8>, KustoFailure> {
+    Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes().to_vec())
+        .map_err(|e| too_large(format!("The request body could not be read: {e}")))
+}
+
+fn too_large(message: String) -> KustoFailure {
+    KustoFailure {
+        status: 413,
+        code: "BadRequest_RequestSizeExceeded",
+        message,
+        permanent: true,
+    }
+}
+
+/// Gunzips when asked to, and enforces the streaming size limit on the data itself.
+fn decode_ingest_body(
+    body: &[u8],
+    encoding: Option<&str>,
+    limit: usize,
+) -> Result<String, KustoFailure> {
+    let data = match encoding {
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            let mut data = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .take(limit as u64 + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| {
+                    KustoFailure::bad_request(
+                        "BadRequest_InvalidData",
+                        format!("The gzip body is invalid: {e}"),
+                    )
+                })?;
+            data
+        }
+        None => body.to_vec(),
+        Some(other) => {
+            return Err(KustoFailure::bad_request(
+                "BadRequest_InvalidArgument",
+                format!("Content-Encoding `{other}` is not supported"),
+            ))
+        }
+    };
+    if data.len() > limit {
+        return Err(too_large(format!(
+            "The data of a streaming ingestion request is limited to {limit} bytes"
+        )));
+    }
+    String::from_utf8(data)
+        .map_err(|_| KustoFailure::bad_request("BadRequest_InvalidData", "The data is not UTF-8"))
+}
+
+fn command_body(body: &[u8]) -> Result<(String, String), KustoFailure> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        KustoFailure::bad_request(
+            "BadRequest_InvalidArgument",
+            format!("The body is not JSON: {e}"),
+        )
+    })?;
+    let field = |name: &str| value[name].as_str().map(str::to_string);
+    match (field("db"), field("csl")) {
+        (Some(db), Some(csl)) => Ok((db, csl)),
+        _ => Err(KustoFailure::bad_request(
+            "BadRequest_InvalidArgument",
+            "The body must be {\"db\": …, \"csl\": …}",
+        )),
+    }
+}
+
+fn query_params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,223 @@
+//! Plugin runtime: compiles a destination component once, instantiates it per endpoint
+//! through an `InstancePre`, and wraps its `sink` resource in plain async methods.
+//! Each instance has its own store with a memory cap and a per-call deadline.
+
+mod state;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store};
+
+pub use state::PluginLogLine;
+use state::PluginState;
+
+use crate::identity::TokenProvider;
+use crate::outbound::OutboundPolicy;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "dataflow:destination/destination-plugin",
+    exports: { default: async },
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "wasi:random": wasmtime_wasi::p2::bindings::random,
+    },
+});
+
+pub use dataflow::destination::types::{
+    DestinationError, ErrorClass, Message, Outcome, Rejection, Statistics,
+};
+
+/// How often the epoch ticks; deadlines are counted in these.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Linear memory and tables of one instance.
+    pub max_memory_bytes: usize,
+    /// Wall-clock bound on one call into the plugin, including the HTTP it waits for.
+    pub call_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 512 * 1024 * 1024,
+            call_deadline: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A compiled plugin, ready to instantiate many times.
+pub struct PluginRuntime {
+    engine: Engine,
+    pre: DestinationPluginPre<PluginState>,
+    limits: Limits,
+    /// How long compiling the component took.
+    pub compile_time: Duration,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl PluginRuntime {
+    pub fn new(wasm: &[u8], limits: Limits) -> Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let started = Instant::now();
+        let component = Component::new(&engine, wasm)
+            .map_err(anyhow::Error::from)
+            .context("compiling the plugin component")?;
+        let compile_time = started.elapsed();
+
+        let mut linker: Linker<PluginState> = Linker::new(&engine);
+        // Rust's std imports wasi:cli and friends; the plugin gets them with nothing behind
+        // them (no preopened directories, no environment, no sockets).
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        dataflow::destination::log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )?;
+        let pre = DestinationPluginPre::new(linker.instantiate_pre(&component)?)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export dataflow:destination/destination@1.0.0")?;
+        let ticker = Arc::new(EpochTicker::start(engine.clone()));
+        Ok(Self {
+            engine,
+            pre,
+            limits,
+            compile_time,
+            _ticker: ticker,
+        })
+    }
+
+    /// Instantiates the plugin for one endpoint and opens its sink with `config`.
+    /// `endpoint` is the only host its HTTP may reach; `tokens` authenticates it.
+    pub async fn open(
+        &self,
+        name: &str,
+        endpoint: &str,
+        tokens: Arc<dyn TokenProvider>,
+        config: Vec<(String, String)>,
+    ) -> Result<PluginSink> {
+        let policy = OutboundPolicy::new(endpoint, tokens)?;
+        let state = PluginState::new(name, policy, self.limits.max_memory_bytes);
+        let logs = state.logs();
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        let started = Instant::now();
+        store.set_epoch_deadline(self.deadline_ticks());
+        let bindings = self.pre.instantiate_async(&mut store).await?;
+        let instantiate_time = started.elapsed();
+        let sink = bindings
+            .dataflow_destination_destination()
+            .sink()
+            .call_open(&mut store, &config)
+            .await?
+            .map_err(|e| anyhow!("plugin `{name}`: {}", describe(&e)))?;
+        Ok(PluginSink {
+            store,
+            bindings,
+            sink,
+            deadline_ticks: self.deadline_ticks(),
+            instantiate_time,
+            logs,
+        })
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}
+
+/// One open sink of one plugin instance.
+pub struct PluginSink {
+    store: Store<PluginState>,
+    bindings: DestinationPlugin,
+    sink: ResourceAny,
+    deadline_ticks: u64,
+    pub instantiate_time: Duration,
+    logs: state::LogBuffer,
+}
+
+impl PluginSink {
+    pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let sink = self.bindings.dataflow_destination_destination().sink();
+        Ok(sink
+            .call_accept(&mut self.store, self.sink, messages)
+            .await?)
+    }
+
+    pub async fn next_flush_due(&mut self) -> Result<Option<Duration>> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let sink = self.bindings.dataflow_destination_destination().sink();
+        let ms = sink
+            .call_next_flush_due_ms(&mut self.store, self.sink)
+            .await?;
+        Ok(ms.map(Duration::from_millis))
+    }
+
+    pub async fn flush(&mut self) -> Result<Outcome> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let sink = self.bindings.dataflow_destination_destination().sink();
+        Ok(sink.call_flush(&mut self.store, self.sink).await?)
+    }
+
+    pub async fn close(&mut self) -> Result<Outcome> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let sink = self.bindings.dataflow_destination_destination().sink();
+        Ok(sink.call_close(&mut self.store, self.sink).await?)
+    }
+
+    pub async fn statistics(&mut self) -> Result<Statistics> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let sink = self.bindings.dataflow_destination_destination().sink();
+        Ok(sink.call_statistics(&mut self.store, self.sink).await?)
+    }
+
+    /// What the plugin logged so far.
+    pub fn logs(&self) -> Vec<PluginLogLine> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+pub fn describe(e: &DestinationError) -> String {
+    let class = match e.class {
+        ErrorClass::Configuration => "configuration error",
+        ErrorClass::Transient => "transient error",
+        ErrorClass::Permanent => "permanent error",
+    };
+    format!("{class}: {}", e.message)
+}
+
+/// Advances the engine's epoch so that deadlines fire; stops when dropped.
+struct EpochTicker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,88 @@
+//! What a plugin's store holds: its WASI context (nothing inherited), its HTTP context with
+//! the outbound policy as hooks, its resource limits, and its log.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::dataflow::destination::log::{Host as LogHost, Level};
+use crate::outbound::OutboundPolicy;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLogLine {
+    pub level: String,
+    pub message: String,
+}
+
+pub type LogBuffer = Arc<Mutex<Vec<PluginLogLine>>>;
+
+/// Plugin log lines kept for inspection; older ones are dropped.
+const MAX_KEPT_LOG_LINES: usize = 1000;
+
+pub struct PluginState {
+    name: String,
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    policy: OutboundPolicy,
+    pub limits: StoreLimits,
+    logs: LogBuffer,
+}
+
+impl PluginState {
+    pub fn new(name: &str, policy: OutboundPolicy, max_memory_bytes: usize) -> Self {
+        Self {
+            name: name.to_string(),
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            policy,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_memory_bytes)
+                .instances(4)
+                .build(),
+            logs: LogBuffer::default(),
+        }
+    }
+
+    pub fn logs(&self) -> LogBuffer {
+        self.logs.clone()
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.policy,
+        }
+    }
+}
+
+impl LogHost for PluginState {
+    fn log(&mut self, level: Level, message: String) {
+        let level = format!("{level:?}").to_lowercase();
+        if matches!(level.as_str(), "warn" | "error") || std::env::var_os("DATAFLOW_LOG").is_some()
+        {
+            eprintln!("[{} {level}] {message}", self.name);
+        }
+        let mut logs = self.logs.lock().unwrap();
+        if logs.len() == MAX_KEPT_LOG_LINES {
+            logs.remove(0);
+        }
+        logs.push(PluginLogLine { level, message });
+    }
+}

@@ -1,0 +1,36 @@
+//! Message sources: each pushes messages into a bounded channel, so a slow destination slows
+//! the source down instead of filling memory.
+
+pub mod jsonl;
+pub mod synthetic;
+
+use tokio::sync::mpsc;
+
+/// A message as a source delivers it, before the host assigns its sequence number.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMessage {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub content_type: Option<String>,
+    pub user_properties: Vec<(String, String)>,
+    pub timestamp_nanos: u64,
+    /// Where it came from, for error reports (`input.jsonl:12`, `generator:5`).
+    pub origin: String,
+}
+
+pub type SourceSender = mpsc::Sender<SourceMessage>;
+pub type SourceReceiver = mpsc::Receiver<SourceMessage>;
+
+/// Messages a source may have in flight before it waits for the pipeline.
+pub const CHANNEL_CAPACITY: usize = 10_000;
+
+pub fn channel() -> (SourceSender, SourceReceiver) {
+    mpsc::channel(CHANNEL_CAPACITY)
+}
+
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default()
+}
