@@ -39,6 +39,9 @@ pub fn build_component(workspace_root: &Path, package: &str) -> PathBuf {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_PROFILE_RELEASE_DEBUG")
+        // Under `cargo clippy` the wrapper would lint the guest here too; that has its own step.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .status()
         .unwrap_or_else(|e| panic!("could not start cargo to build {package}: {e}"));
     assert!(status.success(), "building {package} for {TARGET} failed");

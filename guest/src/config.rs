@@ -192,9 +192,11 @@ impl DestinationConfig {
             "reject" => NumericDatetimes::Reject,
             "unixSeconds" => NumericDatetimes::UnixSeconds,
             "unixMilliseconds" => NumericDatetimes::UnixMilliseconds,
-            other => return Err(err(format!(
+            other => {
+                return Err(err(format!(
                 "numericDatetimes: `{other}` is not one of reject, unixSeconds, unixMilliseconds"
-            ))),
+            )))
+            }
         };
         let mapping_name = get("mappingName")
             .filter(|m| !m.is_empty())

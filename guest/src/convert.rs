@@ -82,19 +82,19 @@ impl RowConverter {
         for (column, source) in &self.columns {
             let converted = match source {
                 ColumnSource::Field(name) => match fields.get(name) {
-                    Some(raw) => self.from_json(column.kusto_type, raw),
+                    Some(raw) => self.json_cell(column.kusto_type, raw),
                     None => Ok(Cell::Null),
                 },
                 ColumnSource::Topic => {
-                    self.from_text(column.kusto_type, Cow::Borrowed(&message.topic))
+                    self.text_cell(column.kusto_type, Cow::Borrowed(&message.topic))
                 }
                 ColumnSource::ContentType => match &message.content_type {
-                    Some(ct) => self.from_text(column.kusto_type, Cow::Borrowed(ct)),
+                    Some(ct) => self.text_cell(column.kusto_type, Cow::Borrowed(ct)),
                     None => Ok(Cell::Null),
                 },
                 ColumnSource::UserProperty(key) => {
                     match message.user_properties.iter().find(|(k, _)| k == key) {
-                        Some((_, v)) => self.from_text(column.kusto_type, Cow::Borrowed(v)),
+                        Some((_, v)) => self.text_cell(column.kusto_type, Cow::Borrowed(v)),
                         None => Ok(Cell::Null),
                     }
                 }
@@ -111,14 +111,14 @@ impl RowConverter {
     }
 
     /// A JSON value from the payload.
-    fn from_json<'a>(&self, ty: KustoType, raw: &'a str) -> Result<Cell<'a>, String> {
+    fn json_cell<'a>(&self, ty: KustoType, raw: &'a str) -> Result<Cell<'a>, String> {
         let kind = raw.as_bytes()[0];
         match kind {
             b'n' => Ok(Cell::Null),
             b'"' => match ty {
                 KustoType::String => Ok(Cell::JsonString(raw)),
                 KustoType::Dynamic => Ok(Cell::Json(raw)),
-                _ => self.from_text(ty, decode_string(raw)),
+                _ => self.text_cell(ty, decode_string(raw)),
             },
             b't' | b'f' => {
                 let value = kind == b't';
@@ -138,11 +138,11 @@ impl RowConverter {
                     if kind == b'{' { "object" } else { "array" }
                 )),
             },
-            _ => self.from_json_number(ty, raw),
+            _ => self.number_cell(ty, raw),
         }
     }
 
-    fn from_json_number<'a>(&self, ty: KustoType, raw: &'a str) -> Result<Cell<'a>, String> {
+    fn number_cell<'a>(&self, ty: KustoType, raw: &'a str) -> Result<Cell<'a>, String> {
         match ty {
             KustoType::Int => integer(raw, i32::MIN as i64, i32::MAX as i64, ty),
             KustoType::Long => integer(raw, i64::MIN, i64::MAX, ty),
@@ -175,7 +175,7 @@ impl RowConverter {
     }
 
     /// Text: a JSON string's content, a topic, a user property.
-    fn from_text<'a>(&self, ty: KustoType, text: Cow<'a, str>) -> Result<Cell<'a>, String> {
+    fn text_cell<'a>(&self, ty: KustoType, text: Cow<'a, str>) -> Result<Cell<'a>, String> {
         let trimmed = text.trim();
         match ty {
             KustoType::String => Ok(Cell::Text(text)),

@@ -92,8 +92,8 @@ impl TableSchema {
     /// Parses `.create table T (a: string, b: real)` (also `.create-merge table`) or `a: string, b: real`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let (table, column_list) = if text.starts_with('.') {
-            let (command, rest) = split_word(&text[1..]);
+        let (table, column_list) = if let Some(command_text) = text.strip_prefix('.') {
+            let (command, rest) = split_word(command_text);
             if !matches!(command, "create" | "create-merge") {
                 return Err(format!(
                     "expected `.create table <name> (<column>: <type>, ...)`, found `.{command}`"

@@ -1,1 +1,105 @@
+//! Shared set-up for the end-to-end tests: a local ADX endpoint with a table, the real plugin
+//! component opened against it, and messages to feed it.
 
+use std::sync::Arc;
+
+use dataflow_host::emulator::{Emulator, EmulatorOptions};
+use dataflow_host::identity::StaticToken;
+use dataflow_host::kusto_client::KustoClient;
+use dataflow_host::plugin::{Limits, Message, PluginRuntime, PluginSink};
+
+/// The `http-probe` test plugin (tests/fixtures/http-probe).
+pub fn http_probe_wasm() -> Vec<u8> {
+    std::fs::read(env!("HTTP_PROBE_WASM")).expect("the http-probe fixture was built")
+}
+
+pub const DATABASE: &str = "telemetry";
+
+/// A running local endpoint with one table.
+pub struct LocalAdx {
+    pub emulator: Emulator,
+    pub token: String,
+    pub client: KustoClient,
+}
+
+impl LocalAdx {
+    /// Starts the endpoint, creates the table with `create_table`, and enables streaming
+    /// ingestion unless `streaming` is false.
+    pub async fn start(create_table: &str, streaming: bool) -> Self {
+        let token = "test-token-123".to_string();
+        let emulator = Emulator::start(EmulatorOptions::loopback(&token))
+            .await
+            .unwrap();
+        let client = KustoClient::new(&emulator.url(), &token);
+        client.management(DATABASE, create_table).await.unwrap();
+        if streaming {
+            client
+                .management(
+                    DATABASE,
+                    &format!(".alter database ['{DATABASE}'] policy streamingingestion enable"),
+                )
+                .await
+                .unwrap();
+        }
+        Self {
+            emulator,
+            token,
+            client,
+        }
+    }
+
+    /// Opens `wasm` for this endpoint with the host's token provider.
+    pub async fn open(&self, runtime: &PluginRuntime, config: Vec<(String, String)>) -> PluginSink {
+        runtime
+            .open(
+                "test",
+                &self.emulator.url(),
+                Arc::new(StaticToken(self.token.clone())),
+                config,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Configuration for the ADX plugin against this endpoint.
+    pub fn adx_config(
+        &self,
+        table: &str,
+        schema: &str,
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut config = vec![
+            ("host".to_string(), self.emulator.url()),
+            ("database".to_string(), DATABASE.to_string()),
+            ("table".to_string(), table.to_string()),
+            ("schema".to_string(), schema.to_string()),
+        ];
+        config.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        config
+    }
+
+    /// Ingest requests the endpoint answered, with their statuses.
+    pub fn ingest_statuses(&self) -> Vec<u16> {
+        self.emulator
+            .requests()
+            .iter()
+            .filter(|r| r.path_and_query.starts_with("/v1/rest/ingest/"))
+            .map(|r| r.status)
+            .collect()
+    }
+}
+
+pub fn adx_runtime() -> PluginRuntime {
+    PluginRuntime::new(dataflow_host::bundled::ADX_DESTINATION, Limits::default()).unwrap()
+}
+
+pub fn message(sequence: u64, topic: &str, payload: &str) -> Message {
+    Message {
+        sequence,
+        topic: topic.to_string(),
+        payload: payload.as_bytes().to_vec(),
+        content_type: Some("application/json".into()),
+        user_properties: Vec::new(),
+        timestamp_nanos: 0,
+    }
+}

@@ -251,7 +251,7 @@ fn policy_result(entity: &str, enabled: bool) -> Value {
 mod tests {
     use super::*;
 
-    fn ingest<'a>(cluster: &mut Cluster, data: &'a str) -> Result<usize, KustoFailure> {
+    fn ingest(cluster: &mut Cluster, data: &str) -> Result<usize, KustoFailure> {
         cluster.ingest(IngestRequest {
             database: "db",
             table: "t",

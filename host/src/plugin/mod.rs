@@ -126,6 +126,7 @@ impl PluginRuntime {
             bindings,
             sink,
             deadline_ticks: self.deadline_ticks(),
+            call_deadline: self.limits.call_deadline,
             instantiate_time,
             logs,
         })
@@ -142,6 +143,7 @@ pub struct PluginSink {
     bindings: DestinationPlugin,
     sink: ResourceAny,
     deadline_ticks: u64,
+    call_deadline: Duration,
     pub instantiate_time: Duration,
     logs: state::LogBuffer,
 }
@@ -150,41 +152,72 @@ impl PluginSink {
     pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let sink = self.bindings.dataflow_destination_destination().sink();
-        Ok(sink
-            .call_accept(&mut self.store, self.sink, messages)
-            .await?)
+        within(
+            self.call_deadline,
+            sink.call_accept(&mut self.store, self.sink, messages),
+        )
+        .await
     }
 
     pub async fn next_flush_due(&mut self) -> Result<Option<Duration>> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let sink = self.bindings.dataflow_destination_destination().sink();
-        let ms = sink
-            .call_next_flush_due_ms(&mut self.store, self.sink)
-            .await?;
+        let ms = within(
+            self.call_deadline,
+            sink.call_next_flush_due_ms(&mut self.store, self.sink),
+        )
+        .await?;
         Ok(ms.map(Duration::from_millis))
     }
 
     pub async fn flush(&mut self) -> Result<Outcome> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let sink = self.bindings.dataflow_destination_destination().sink();
-        Ok(sink.call_flush(&mut self.store, self.sink).await?)
+        within(
+            self.call_deadline,
+            sink.call_flush(&mut self.store, self.sink),
+        )
+        .await
     }
 
     pub async fn close(&mut self) -> Result<Outcome> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let sink = self.bindings.dataflow_destination_destination().sink();
-        Ok(sink.call_close(&mut self.store, self.sink).await?)
+        within(
+            self.call_deadline,
+            sink.call_close(&mut self.store, self.sink),
+        )
+        .await
     }
 
     pub async fn statistics(&mut self) -> Result<Statistics> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let sink = self.bindings.dataflow_destination_destination().sink();
-        Ok(sink.call_statistics(&mut self.store, self.sink).await?)
+        within(
+            self.call_deadline,
+            sink.call_statistics(&mut self.store, self.sink),
+        )
+        .await
     }
 
     /// What the plugin logged so far.
     pub fn logs(&self) -> Vec<PluginLogLine> {
         self.logs.lock().unwrap().clone()
+    }
+}
+
+/// Bounds a call in wall-clock time too: the epoch deadline only fires while wasm code runs,
+/// not while the plugin waits on the host (an HTTP answer that never comes). After a timeout
+/// the instance must not be used again.
+async fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(anyhow!(
+            "the plugin call did not finish within its {deadline:?} deadline"
+        )),
     }
 }
 

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `.wasm` plugin in the real wasmtime host, talking HTTP over
+//! loopback to the local ADX-compatible endpoint.
+
+mod demo;
+mod emulator;
+mod ingestion;
+mod outbound_policy;
+mod plugin_limits;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test of the project, from a fresh clone: formatting, lints, unit tests of the guest
+# core (native), host tests, end-to-end tests with the real .wasm, and the demo itself.
+# One cargo profile (release) throughout, so the host compiles once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v rustup >/dev/null; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+  rustup target add wasm32-wasip2
+fi
+
+echo "== format"
+cargo fmt --all --check
+
+echo "== lints"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+cargo clippy --release --target wasm32-wasip2 -p adx-destination -p wasi-outbound -p http-probe --locked -- -D warnings
+
+echo "== tests"
+cargo test --release --workspace --locked
+
+echo "== demo"
+cargo run --release --locked -p dataflow-host -- demo --messages 5000 --rows 3
