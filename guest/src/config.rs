@@ -2,7 +2,7 @@
 //! Every problem is a configuration error that names the key.
 
 use crate::message::DestinationError;
-use crate::schema::TableSchema;
+use crate::schema::{Column, KustoType, TableSchema};
 
 pub const DEFAULT_MAX_MESSAGES: u64 = 100_000;
 pub const DEFAULT_LATENCY_SECONDS: u64 = 60;
@@ -26,21 +26,38 @@ impl StreamFormat {
     }
 }
 
+/// One step of a JSON path into the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
 /// Where a column takes its value from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnSource {
     /// A top-level field of the JSON payload.
     Field(String),
+    /// A JSON path into the payload: `$.a.b[0]`, `$['a b'].c`.
+    Path(Vec<PathStep>),
     /// `$metadata.topic`
     Topic,
     /// `$metadata.user_property.<key>`
     UserProperty(String),
     /// `$metadata.system_property.content_type`
     ContentType,
+    /// `$const:<text>`: the same text for every row, converted to the column's type.
+    Constant(String),
 }
 
 impl ColumnSource {
     pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(constant) = text.strip_prefix("$const:") {
+            return Ok(Self::Constant(constant.to_string()));
+        }
+        if text.starts_with("$.") || text.starts_with("$[") {
+            return parse_path(text).map(Self::Path);
+        }
         match text.strip_prefix("$metadata.") {
             None if text.is_empty() => Err("the source is empty".into()),
             None => Ok(Self::Field(text.to_string())),
@@ -54,6 +71,72 @@ impl ColumnSource {
             },
         }
     }
+
+    /// How the source is named in messages to the user.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Field(name) => format!("field `{name}`"),
+            Self::Path(steps) => {
+                let mut path = String::from("$");
+                for step in steps {
+                    match step {
+                        PathStep::Key(k) if k.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+                            path.push('.');
+                            path.push_str(k);
+                        }
+                        PathStep::Key(k) => path.push_str(&format!("['{k}']")),
+                        PathStep::Index(i) => path.push_str(&format!("[{i}]")),
+                    }
+                }
+                format!("path `{path}`")
+            }
+            Self::Topic => "the topic".into(),
+            Self::UserProperty(key) => format!("user property `{key}`"),
+            Self::ContentType => "the content type".into(),
+            Self::Constant(_) => "the constant".into(),
+        }
+    }
+}
+
+/// `$.a.b[0]`, `$['key with spaces'][2].c`
+fn parse_path(text: &str) -> Result<Vec<PathStep>, String> {
+    let invalid = |why: &str| format!("`{text}` is not a JSON path ({why})");
+    let mut rest = text
+        .strip_prefix('$')
+        .ok_or_else(|| invalid("it must start with $"))?;
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            if end == 0 {
+                return Err(invalid("a `.` is not followed by a name"));
+            }
+            steps.push(PathStep::Key(after[..end].to_string()));
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix("['") {
+            let end = after
+                .find("']")
+                .ok_or_else(|| invalid("`['` is not closed by `']`"))?;
+            steps.push(PathStep::Key(after[..end].to_string()));
+            rest = &after[end + 2..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after
+                .find(']')
+                .ok_or_else(|| invalid("`[` is not closed"))?;
+            let index = after[..end]
+                .trim()
+                .parse()
+                .map_err(|_| invalid("an index must be a whole number"))?;
+            steps.push(PathStep::Index(index));
+            rest = &after[end + 1..];
+        } else {
+            return Err(invalid("expected `.name`, `['name']` or `[index]`"));
+        }
+    }
+    if steps.is_empty() {
+        return Err(invalid("it selects nothing"));
+    }
+    Ok(steps)
 }
 
 /// How numbers in a `datetime` column are read. By default they are rejected: a bare number
@@ -63,6 +146,45 @@ pub enum NumericDatetimes {
     Reject,
     UnixSeconds,
     UnixMilliseconds,
+    UnixMicroseconds,
+    UnixNanoseconds,
+}
+
+impl NumericDatetimes {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "reject" => Self::Reject,
+            "unixSeconds" => Self::UnixSeconds,
+            "unixMilliseconds" => Self::UnixMilliseconds,
+            "unixMicroseconds" => Self::UnixMicroseconds,
+            "unixNanoseconds" => Self::UnixNanoseconds,
+            _ => return None,
+        })
+    }
+
+    /// Units of the number per second; none when numbers are rejected.
+    pub fn per_second(self) -> Option<i64> {
+        match self {
+            Self::Reject => None,
+            Self::UnixSeconds => Some(1),
+            Self::UnixMilliseconds => Some(1_000),
+            Self::UnixMicroseconds => Some(1_000_000),
+            Self::UnixNanoseconds => Some(1_000_000_000),
+        }
+    }
+}
+
+const UNITS: &str = "reject, unixSeconds, unixMilliseconds, unixMicroseconds, unixNanoseconds";
+
+/// How one column of the table is filled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnPlan {
+    pub column: Column,
+    pub source: ColumnSource,
+    /// For datetime columns: how numbers are read.
+    pub unit: NumericDatetimes,
+    /// A message without a value for this column is rejected instead of getting null.
+    pub required: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -72,13 +194,12 @@ pub struct DestinationConfig {
     pub database: String,
     pub table: String,
     pub schema: TableSchema,
-    /// The source of each schema column, in schema order.
-    pub column_sources: Vec<ColumnSource>,
+    /// How each schema column is filled, in schema order.
+    pub columns: Vec<ColumnPlan>,
     pub max_messages: u64,
     pub latency_seconds: u64,
     pub format: StreamFormat,
     pub mapping_name: Option<String>,
-    pub numeric_datetimes: NumericDatetimes,
     pub max_request_bytes: usize,
 }
 
@@ -94,6 +215,8 @@ const KNOWN_KEYS: &[&str] = &[
     "numericDatetimes",
     "maxRequestBytes",
     "columns.<column>",
+    "units.<column>",
+    "required",
 ];
 
 impl DestinationConfig {
@@ -111,7 +234,9 @@ impl DestinationConfig {
             _ => Err(err(format!("{key}: required"))),
         };
         for (key, _) in pairs {
-            let known = KNOWN_KEYS.contains(&key.as_str()) || key.starts_with("columns.");
+            let known = KNOWN_KEYS.contains(&key.as_str())
+                || key.starts_with("columns.")
+                || key.starts_with("units.");
             if !known {
                 return Err(err(format!(
                     "{key}: unknown setting (known: {})",
@@ -135,22 +260,52 @@ impl DestinationConfig {
             (None, None) => return Err(err("table: required".to_string())),
         };
 
-        let mut column_sources: Vec<ColumnSource> = schema
+        let default_unit = match get("numericDatetimes") {
+            None => NumericDatetimes::Reject,
+            Some(text) => NumericDatetimes::parse(text)
+                .ok_or_else(|| err(format!("numericDatetimes: `{text}` is not one of {UNITS}")))?,
+        };
+        let mut columns: Vec<ColumnPlan> = schema
             .columns
             .iter()
-            .map(|c| ColumnSource::Field(c.name.clone()))
+            .map(|c| ColumnPlan {
+                column: c.clone(),
+                source: ColumnSource::Field(c.name.clone()),
+                unit: default_unit,
+                required: false,
+            })
             .collect();
-        for (key, value) in pairs {
-            let Some(column) = key.strip_prefix("columns.") else {
-                continue;
-            };
-            let index = schema
+        let position = |key: &str, column: &str| {
+            schema
                 .columns
                 .iter()
                 .position(|c| c.name == column)
-                .ok_or_else(|| err(format!("{key}: the table has no column `{column}`")))?;
-            column_sources[index] =
-                ColumnSource::parse(value.trim()).map_err(|e| err(format!("{key}: {e}")))?;
+                .ok_or_else(|| err(format!("{key}: the table has no column `{column}`")))
+        };
+        for (key, value) in pairs {
+            if let Some(column) = key.strip_prefix("columns.") {
+                let index = position(key, column)?;
+                columns[index].source =
+                    ColumnSource::parse(value.trim()).map_err(|e| err(format!("{key}: {e}")))?;
+            } else if let Some(column) = key.strip_prefix("units.") {
+                let index = position(key, column)?;
+                if columns[index].column.kusto_type != KustoType::DateTime {
+                    return Err(err(format!(
+                        "{key}: column `{column}` is {}, and units apply to datetime columns only",
+                        columns[index].column.kusto_type
+                    )));
+                }
+                columns[index].unit = NumericDatetimes::parse(value.trim()).ok_or_else(|| {
+                    err(format!("{key}: `{}` is not one of {UNITS}", value.trim()))
+                })?;
+            }
+        }
+        for name in get("required").unwrap_or_default().split(',') {
+            let name = name.trim();
+            if !name.is_empty() {
+                let index = position("required", name)?;
+                columns[index].required = true;
+            }
         }
 
         let number = |key: &str, default: u64, max: u64| -> Result<u64, DestinationError> {
@@ -188,16 +343,6 @@ impl DestinationConfig {
                 )))
             }
         };
-        let numeric_datetimes = match get("numericDatetimes").unwrap_or("reject") {
-            "reject" => NumericDatetimes::Reject,
-            "unixSeconds" => NumericDatetimes::UnixSeconds,
-            "unixMilliseconds" => NumericDatetimes::UnixMilliseconds,
-            other => {
-                return Err(err(format!(
-                "numericDatetimes: `{other}` is not one of reject, unixSeconds, unixMilliseconds"
-            )))
-            }
-        };
         let mapping_name = get("mappingName")
             .filter(|m| !m.is_empty())
             .map(str::to_string);
@@ -207,12 +352,11 @@ impl DestinationConfig {
             database,
             table,
             schema,
-            column_sources,
+            columns,
             max_messages,
             latency_seconds,
             format,
             mapping_name,
-            numeric_datetimes,
             max_request_bytes,
         })
     }
@@ -274,7 +418,9 @@ mod tests {
         assert_eq!(c.latency_seconds, 60);
         assert_eq!(c.format, StreamFormat::MultiJson);
         assert_eq!(c.max_request_bytes, 4 * 1024 * 1024);
-        assert_eq!(c.column_sources[0], ColumnSource::Field("a".into()));
+        assert_eq!(c.columns[0].source, ColumnSource::Field("a".into()));
+        assert_eq!(c.columns[0].unit, NumericDatetimes::Reject);
+        assert!(!c.columns[0].required);
     }
 
     #[test]
@@ -293,8 +439,50 @@ mod tests {
         assert_eq!((c.max_messages, c.latency_seconds), (10, 0));
         assert_eq!(c.format, StreamFormat::Csv);
         assert_eq!(c.mapping_name.as_deref(), Some("m1"));
-        assert_eq!(c.column_sources[1], ColumnSource::Topic);
-        assert_eq!(c.numeric_datetimes, NumericDatetimes::UnixMilliseconds);
+        assert_eq!(c.columns[1].source, ColumnSource::Topic);
+        assert_eq!(c.columns[0].unit, NumericDatetimes::UnixMilliseconds);
+    }
+
+    #[test]
+    fn reads_paths_constants_units_and_required_columns() {
+        let mut p = pairs(&[
+            ("host", "c.kusto.windows.net"),
+            ("database", "db"),
+            (
+                "schema",
+                ".create table t (a: string, b: long, c: datetime, d: string)",
+            ),
+            ("columns.a", "$.outer['the key'][2].x"),
+            ("columns.b", "$const:42"),
+            ("units.c", "unixMicroseconds"),
+            ("required", "a,c"),
+        ]);
+        p.push(("columns.d".into(), "$metadata.user_property.site".into()));
+        let c = DestinationConfig::from_pairs(&p).unwrap();
+        use PathStep::*;
+        assert_eq!(
+            c.columns[0].source,
+            ColumnSource::Path(vec![
+                Key("outer".into()),
+                Key("the key".into()),
+                Index(2),
+                Key("x".into())
+            ])
+        );
+        assert_eq!(
+            c.columns[0].source.describe(),
+            "path `$.outer['the key'][2].x`"
+        );
+        assert_eq!(c.columns[1].source, ColumnSource::Constant("42".into()));
+        assert_eq!(c.columns[2].unit, NumericDatetimes::UnixMicroseconds);
+        assert_eq!(
+            c.columns.iter().map(|c| c.required).collect::<Vec<_>>(),
+            [true, false, true, false]
+        );
+        assert_eq!(
+            c.columns[3].source,
+            ColumnSource::UserProperty("site".into())
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ const SECONDS_PER_DAY: i64 = 86_400;
 const MIN_UNIX_SECONDS: i64 = -62_135_596_800;
 /// Seconds from 1970-01-01 to 10000-01-01.
 const END_UNIX_SECONDS: i64 = 253_402_300_800;
+const OUT_OF_RANGE: &str = "is outside the datetime range 0001-01-01..9999-12-31";
 
 /// A UTC instant as whole seconds since the Unix epoch plus ticks (100 ns) within the second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -21,7 +22,7 @@ pub struct DateTime {
 impl DateTime {
     fn new(unix_seconds: i64, ticks: u32) -> Result<Self, String> {
         if !(MIN_UNIX_SECONDS..END_UNIX_SECONDS).contains(&unix_seconds) {
-            return Err("is outside the datetime range 0001-01-01..9999-12-31".into());
+            return Err(OUT_OF_RANGE.into());
         }
         Ok(Self {
             unix_seconds,
@@ -40,23 +41,20 @@ impl DateTime {
         }
     }
 
-    /// Unix time in seconds (`scale` 1) or milliseconds (`scale` 1000), fractions kept to the tick.
-    pub fn from_unix_number(text: &str, scale: i64) -> Result<Self, String> {
-        let value: f64 = text
-            .parse()
-            .map_err(|_| format!("`{text}` is not a number"))?;
-        if !value.is_finite() {
-            return Err(format!("`{text}` is not a finite number"));
-        }
-        // Integers go through exact integer arithmetic; only fractions touch floating point.
+    /// Unix time counted in units of which there are `per_second` in a second (1 for
+    /// seconds, 1000 for milliseconds, …). Integers are converted exactly; fractions are kept
+    /// to the tick.
+    pub fn from_unix_number(text: &str, per_second: i64) -> Result<Self, String> {
         if let Ok(whole) = text.parse::<i64>() {
-            let seconds = whole.div_euclid(scale);
-            let ticks = whole.rem_euclid(scale) * (TICKS_PER_SECOND / scale);
+            let seconds = whole.div_euclid(per_second);
+            let rest = whole.rem_euclid(per_second) as i128;
+            let ticks = rest * TICKS_PER_SECOND as i128 / per_second as i128;
             return Self::new(seconds, ticks as u32);
         }
-        let total_ticks = (value * (TICKS_PER_SECOND / scale) as f64).round();
-        if total_ticks.abs() > 4e18 {
-            return Err("is outside the datetime range 0001-01-01..9999-12-31".into());
+        let value: f64 = text.parse().map_err(|_| "is not a number".to_string())?;
+        let total_ticks = (value * (TICKS_PER_SECOND as f64 / per_second as f64)).round();
+        if !total_ticks.is_finite() || total_ticks.abs() > 4e18 {
+            return Err(OUT_OF_RANGE.into());
         }
         let total_ticks = total_ticks as i64;
         Self::new(
@@ -65,11 +63,19 @@ impl DateTime {
         )
     }
 
+    /// ISO 8601, or RFC 1123 / RFC 822 (`Sat, 28 Nov 2026 10:20:30 GMT`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match Self::parse_iso8601(text) {
+            Ok(dt) => Ok(dt),
+            Err(iso_error) => parse_rfc1123(text).ok_or(iso_error),
+        }
+    }
+
     /// ISO 8601: `yyyy-MM-dd`, optionally `T` or a space and `HH:mm[:ss[.f...]]`, optionally
     /// `Z` or an offset `±HH:mm` / `±HHmm`. Without an offset the time is taken as UTC, as
     /// Kusto does. Digits after the seventh fractional one are below Kusto's resolution and dropped.
     pub fn parse_iso8601(text: &str) -> Result<Self, String> {
-        let invalid = || format!("`{text}` is not an ISO 8601 datetime");
+        let invalid = || "is not an ISO 8601 or RFC 1123 datetime".to_string();
         let b = text.as_bytes();
         let mut cursor = Cursor { b, pos: 0 };
         let year = cursor.digits(4).ok_or_else(invalid)?;
@@ -78,7 +84,7 @@ impl DateTime {
         cursor.expect(b'-').ok_or_else(invalid)?;
         let day = cursor.digits(2).ok_or_else(invalid)?;
         if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-            return Err(format!("`{text}` is not a valid calendar date"));
+            return Err("is not a valid calendar date".into());
         }
         let (mut hour, mut minute, mut second, mut ticks) = (0, 0, 0, 0u32);
         let mut offset_seconds = 0i64;
@@ -110,7 +116,7 @@ impl DateTime {
                 }
             }
             if hour > 23 || minute > 59 || second > 59 {
-                return Err(format!("`{text}` has an invalid time of day"));
+                return Err("has an invalid time of day".into());
             }
             match cursor.peek() {
                 None => {}
@@ -123,7 +129,7 @@ impl DateTime {
                     }
                     let om = cursor.digits(2).ok_or_else(invalid)?;
                     if oh > 23 || om > 59 {
-                        return Err(format!("`{text}` has an invalid UTC offset"));
+                        return Err("has an invalid UTC offset".into());
                     }
                     let offset = (oh * 3600 + om * 60) as i64;
                     offset_seconds = if sign == b'+' { offset } else { -offset };
@@ -137,7 +143,7 @@ impl DateTime {
         let days = days_from_civil(year as i64, month, day);
         let seconds =
             days * SECONDS_PER_DAY + (hour * 3600 + minute * 60 + second) as i64 - offset_seconds;
-        Self::new(seconds, ticks).map_err(|e| format!("`{text}` {e}"))
+        Self::new(seconds, ticks)
     }
 }
 
@@ -230,38 +236,157 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// Kusto `timespan` text: `[-][d.]hh:mm[:ss[.fffffff]]`.
-pub fn is_timespan(text: &str) -> bool {
-    let body = text.strip_prefix('-').unwrap_or(text);
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+/// `[Www, ]dd Mon yyyy HH:mm[:ss] (GMT|UTC|Z|±hhmm)`
+fn parse_rfc1123(text: &str) -> Option<DateTime> {
+    let text = match text.split_once(',') {
+        Some((weekday, rest))
+            if weekday.len() == 3 && weekday.chars().all(|c| c.is_ascii_alphabetic()) =>
+        {
+            rest
+        }
+        _ => text,
+    };
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [day, month, year, time, zone] = parts.as_slice() else {
+        return None;
+    };
+    let day: u32 = day.parse().ok()?;
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u32 + 1;
+    let year: u32 = year.parse().ok().filter(|_| year.len() == 4)?;
+    let offset = match zone.to_ascii_uppercase().as_str() {
+        "GMT" | "UTC" | "UT" | "Z" => "Z".to_string(),
+        z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => z.to_string(),
+        _ => return None,
+    };
+    let time = if time.len() == 5 {
+        format!("{time}:00")
+    } else {
+        time.to_string()
+    };
+    let iso = format!("{year:04}-{month:02}-{day:02}T{time}{offset}");
+    DateTime::parse_iso8601(&iso).ok()
+}
+
+/// Kusto `timespan` text, normalized to `[-][d.]hh:mm:ss[.fffffff]`. Accepts that form
+/// (minutes and seconds optional as Kusto allows: `hh:mm`) and ISO 8601 durations
+/// (`PT1H30M`, `P2DT3H`, `PT0.5S`, `P1W`).
+pub fn parse_timespan(text: &str) -> Result<String, String> {
+    let ticks = if text.trim_start_matches('-').starts_with(['P', 'p']) {
+        iso_duration_ticks(text)
+    } else {
+        clock_ticks(text)
+    }
+    .ok_or_else(|| {
+        "is not a timespan ([-][d.]hh:mm[:ss[.fffffff]] or an ISO 8601 duration such as PT1H30M)"
+            .to_string()
+    })?;
+    Ok(format_timespan(ticks))
+}
+
+fn clock_ticks(text: &str) -> Option<i128> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
     let (days, clock) = match body.split_once('.') {
         Some((d, rest)) if rest.contains(':') && !d.contains(':') => (Some(d), rest),
         _ => (None, body),
     };
-    if days.is_some_and(|d| d.is_empty() || !d.bytes().all(|c| c.is_ascii_digit())) {
-        return false;
-    }
+    let days: i128 = match days {
+        Some(d) if !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()) && d.len() <= 8 => {
+            d.parse().ok()?
+        }
+        Some(_) => return None,
+        None => 0,
+    };
     let (clock, fraction) = match clock.split_once('.') {
         Some((c, f)) => (c, Some(f)),
         None => (clock, None),
     };
-    if fraction
-        .is_some_and(|f| f.is_empty() || f.len() > 7 || !f.bytes().all(|c| c.is_ascii_digit()))
-    {
-        return false;
-    }
-    let parts: Vec<&str> = clock.split(':').collect();
-    let limits: &[u32] = match parts.len() {
-        2 => &[23, 59],
-        3 => &[23, 59, 59],
-        _ => return false,
+    let fraction_ticks = match fraction {
+        Some(f) if !f.is_empty() && f.len() <= 7 && f.bytes().all(|c| c.is_ascii_digit()) => {
+            format!("{f:0<7}").parse::<i128>().ok()?
+        }
+        Some(_) => return None,
+        None => 0,
     };
-    if fraction.is_some() && parts.len() != 3 {
-        return false;
+    let parts: Vec<&str> = clock.split(':').collect();
+    if !(2..=3).contains(&parts.len()) || (fraction.is_some() && parts.len() != 3) {
+        return None;
     }
-    parts
-        .iter()
-        .zip(limits)
-        .all(|(part, &max)| part.len() == 2 && part.parse::<u32>().is_ok_and(|v| v <= max))
+    let mut seconds = 0i128;
+    for (part, (max, scale)) in parts.iter().zip([(23, 3600), (59, 60), (59, 1)]) {
+        let value: i128 = part.parse().ok().filter(|v| *v <= max && part.len() == 2)?;
+        seconds += value * scale;
+    }
+    let ticks = (days * 86_400 + seconds) * TICKS_PER_SECOND as i128 + fraction_ticks;
+    Some(if negative { -ticks } else { ticks })
+}
+
+fn iso_duration_ticks(text: &str) -> Option<i128> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let body = body.strip_prefix(['P', 'p'])?;
+    let (date, time) = match body.split_once(['T', 't']) {
+        Some((d, t)) if !t.is_empty() => (d, Some(t)),
+        Some(_) => return None,
+        None => (body, None),
+    };
+    let mut ticks = 0i128;
+    let mut any = false;
+    let mut add = |part: &str, units: &[(char, i128)]| -> Option<()> {
+        let mut number = String::new();
+        let mut next_unit = 0;
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            let position = units[next_unit..]
+                .iter()
+                .position(|(u, _)| u.eq_ignore_ascii_case(&c))?;
+            let (_, scale) = units[next_unit + position];
+            next_unit += position + 1;
+            let value: f64 = number.parse().ok()?;
+            ticks += (value * scale as f64).round() as i128;
+            number.clear();
+            any = true;
+        }
+        number.is_empty().then_some(())
+    };
+    let t = TICKS_PER_SECOND as i128;
+    add(date, &[('W', 7 * 86_400 * t), ('D', 86_400 * t)])?;
+    if let Some(time) = time {
+        add(time, &[('H', 3600 * t), ('M', 60 * t), ('S', t)])?;
+    }
+    any.then_some(if negative { -ticks } else { ticks })
+}
+
+fn format_timespan(ticks: i128) -> String {
+    let sign = if ticks < 0 { "-" } else { "" };
+    let ticks = ticks.abs();
+    let t = TICKS_PER_SECOND as i128;
+    let (days, rest) = (ticks / (86_400 * t), ticks % (86_400 * t));
+    let (hours, rest) = (rest / (3600 * t), rest % (3600 * t));
+    let (minutes, rest) = (rest / (60 * t), rest % (60 * t));
+    let (seconds, fraction) = (rest / t, rest % t);
+    let mut out = String::from(sign);
+    if days > 0 {
+        out.push_str(&format!("{days}."));
+    }
+    out.push_str(&format!("{hours:02}:{minutes:02}:{seconds:02}"));
+    if fraction > 0 {
+        let digits = format!("{fraction:07}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -313,6 +438,12 @@ mod tests {
     #[test]
     fn converts_unix_numbers_exactly() {
         let s = DateTime::from_unix_number("1764325230", 1).unwrap();
+        let us = DateTime::from_unix_number("1764325230123456", 1_000_000).unwrap();
+        assert_eq!(us.to_string(), "2025-11-28T10:20:30.123456Z");
+        let ns = DateTime::from_unix_number("1764325230123456789", 1_000_000_000).unwrap();
+        assert_eq!(ns.to_string(), "2025-11-28T10:20:30.1234567Z");
+        let before_1970 = DateTime::from_unix_number("-1500", 1000).unwrap();
+        assert_eq!(before_1970.to_string(), "1969-12-31T23:59:58.5Z");
         assert_eq!(s.to_string(), "2025-11-28T10:20:30Z");
         let ms = DateTime::from_unix_number("1764325230123", 1000).unwrap();
         assert_eq!(ms.to_string(), "2025-11-28T10:20:30.123Z");
@@ -324,18 +455,45 @@ mod tests {
     }
 
     #[test]
-    fn recognises_timespans() {
-        for good in [
-            "00:01:00",
-            "1.02:03:04",
-            "-00:00:01.5",
-            "10:30",
-            "00:00:00.1234567",
-        ] {
-            assert!(is_timespan(good), "{good}");
+    fn reads_rfc1123_dates() {
+        let dt = DateTime::parse("Sat, 28 Nov 2026 10:20:30 GMT").unwrap();
+        assert_eq!(dt.to_string(), "2026-11-28T10:20:30Z");
+        let dt = DateTime::parse("28 Nov 2026 10:20 +0100").unwrap();
+        assert_eq!(dt.to_string(), "2026-11-28T09:20:00Z");
+        assert!(DateTime::parse("Sat, 31 Nov 2026 10:20:30 GMT").is_err());
+        assert!(DateTime::parse("28 Foo 2026 10:20:30 GMT").is_err());
+    }
+
+    #[test]
+    fn normalizes_timespans() {
+        let cases = [
+            ("00:01:00", "00:01:00"),
+            ("1.02:03:04", "1.02:03:04"),
+            ("-00:00:01.5", "-00:00:01.5"),
+            ("10:30", "10:30:00"),
+            ("00:00:00.1234567", "00:00:00.1234567"),
+            ("PT1H30M", "01:30:00"),
+            ("P2DT3H", "2.03:00:00"),
+            ("PT0.5S", "00:00:00.5"),
+            ("P1W", "7.00:00:00"),
+            ("-PT90M", "-01:30:00"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_timespan(input).as_deref(), Ok(expected), "{input}");
         }
-        for bad in ["1h", "25:00:00", "00:60:00", "1.2", "00:00:00.12345678", ""] {
-            assert!(!is_timespan(bad), "{bad}");
+        for bad in [
+            "1h",
+            "25:00:00",
+            "00:60:00",
+            "1.2",
+            "00:00:00.12345678",
+            "",
+            "P",
+            "PT",
+            "P1H",
+            "PT1M1H",
+        ] {
+            assert!(parse_timespan(bad).is_err(), "{bad}");
         }
     }
 }

@@ -40,7 +40,7 @@ pub struct Destination<P: Platform> {
 impl<P: Platform> Destination<P> {
     pub fn open(pairs: &[(String, String)], platform: P) -> Result<Self, DestinationError> {
         let config = DestinationConfig::from_pairs(pairs)?;
-        let converter = RowConverter::new(&config);
+        let converter = RowConverter::new(&config).map_err(DestinationError::configuration)?;
         let encoder = RowEncoder::new(config.format, converter.columns());
         Ok(Self {
             url: kusto::ingest_url(&config),
@@ -331,7 +331,7 @@ mod tests {
             out.rejected,
             vec![Rejection {
                 sequence: 1,
-                reason: "column `id` (long): \"seven\" is not an integer".into()
+                reason: "column `id` (long): string \"seven\" is not an integer".into()
             }]
         );
         assert_eq!(d.flush().ingested, vec![0, 2]);

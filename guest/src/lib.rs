@@ -12,6 +12,7 @@ pub mod destination;
 pub mod encode;
 pub mod kusto;
 pub mod message;
+pub mod payload;
 pub mod schema;
 
 #[cfg(target_arch = "wasm32")]

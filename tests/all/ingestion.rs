@@ -118,17 +118,23 @@ async fn malformed_messages_are_rejected_with_reasons_and_the_rest_land() {
     );
     assert_eq!(
         reasons[1],
-        (5, "column `Temperature` (real): \"hot\" is not a number")
+        (
+            5,
+            "column `Temperature` (real): string \"hot\" is not a number"
+        )
     );
-    assert_eq!(reasons[2].0, 7);
-    assert!(reasons[2]
-        .1
-        .starts_with("column `At` (datetime): `yesterday` is not an ISO 8601 datetime"));
+    assert_eq!(
+        reasons[2],
+        (
+            7,
+            "column `At` (datetime): string \"yesterday\" is not an ISO 8601 or RFC 1123 datetime"
+        )
+    );
     assert_eq!(
         reasons[3],
         (
             8,
-            "column `Count` (int): 3000000000 is outside the int range"
+            "column `Count` (int): number 3000000000 is outside the int range"
         )
     );
 

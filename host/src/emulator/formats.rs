@@ -5,7 +5,7 @@
 
 use serde_json::{Number, Value};
 
-use adx_destination::datetime::{is_timespan, DateTime};
+use adx_destination::datetime::{parse_timespan, DateTime};
 use adx_destination::schema::{Column, KustoType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,9 +132,16 @@ pub fn convert(ty: KustoType, value: &Value) -> Value {
                 (_, Some(t)) => t.parse::<f64>().ok(),
                 _ => None,
             };
-            parsed
-                .and_then(Number::from_f64)
-                .map_or(Value::Null, Value::Number)
+            // JSON has no NaN or infinities; keep them as the names Kusto prints.
+            match parsed {
+                Some(v) if v.is_nan() => Value::String("NaN".into()),
+                Some(v) if v.is_infinite() => {
+                    Value::String(if v > 0.0 { "Infinity" } else { "-Infinity" }.into())
+                }
+                other => other
+                    .and_then(Number::from_f64)
+                    .map_or(Value::Null, Value::Number),
+            }
         }
         KustoType::Decimal => match (value, text) {
             (Value::Number(n), _) => Value::String(n.to_string()),
@@ -142,11 +149,11 @@ pub fn convert(ty: KustoType, value: &Value) -> Value {
             _ => Value::Null,
         },
         KustoType::DateTime => text
-            .and_then(|t| DateTime::parse_iso8601(t).ok())
+            .and_then(|t| DateTime::parse(t).ok())
             .map_or(Value::Null, |dt| Value::String(dt.to_string())),
         KustoType::TimeSpan => text
-            .filter(|t| is_timespan(t))
-            .map_or(Value::Null, |t| Value::String(t.to_string())),
+            .and_then(|t| parse_timespan(t).ok())
+            .map_or(Value::Null, Value::String),
         KustoType::Guid => text
             .filter(|t| t.len() == 36 && t.chars().filter(|c| *c == '-').count() == 4)
             .map_or(Value::Null, |t| Value::String(t.to_ascii_lowercase())),
