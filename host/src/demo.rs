@@ -143,42 +143,15 @@ pub async fn run(options: &DemoOptions) -> Result<DemoResult> {
 /// Prints the summary; fails when a message is unaccounted for.
 pub fn print_and_check(result: &DemoResult) -> Result<()> {
     let r = &result.report;
-    let stats = r
-        .statistics
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("the plugin reported no statistics"))?;
-    let seconds = r.elapsed.as_secs_f64();
-    let mb = |b: u64| b as f64 / 1_000_000.0;
-    println!("messages in        {}", r.messages_in);
-    println!(
-        "rows ingested      {} (table now holds {})",
-        r.ingested, result.rows_in_table
-    );
-    println!("rejected           {}", r.rejected);
-    println!("unacknowledged     {}", r.unacknowledged);
-    println!(
-        "requests           {} ({} failed)",
-        stats.requests, stats.failed_requests
-    );
-    println!("bytes before gzip  {:.2} MB", mb(stats.bytes_encoded));
-    println!(
-        "bytes after gzip   {:.2} MB ({:.1}x smaller)",
-        mb(stats.bytes_sent),
-        stats.bytes_encoded as f64 / stats.bytes_sent.max(1) as f64
-    );
-    println!("elapsed            {seconds:.3} s");
-    println!(
-        "throughput         {:.0} msgs/s",
-        r.messages_in as f64 / seconds.max(1e-9)
-    );
+    for line in r.summary() {
+        println!("{line}");
+    }
+    println!("table now holds    {} rows", result.rows_in_table);
     println!(
         "plugin             compiled in {:.3} s, instantiated in {} µs",
         result.compile_time.as_secs_f64(),
         result.instantiate_time.as_micros()
     );
-    for (origin, reason) in &r.rejections {
-        println!("rejected {origin}: {reason}");
-    }
     println!(
         "\nfirst rows of {DEMO_TABLE}:\n{}",
         result.first_rows.render()

@@ -3,6 +3,7 @@
 //! ADX-compatible endpoint.
 
 pub mod bundled;
+pub mod config;
 pub mod demo;
 pub mod emulator;
 pub mod identity;
@@ -10,4 +11,5 @@ pub mod kusto_client;
 pub mod outbound;
 pub mod pipeline;
 pub mod plugin;
+pub mod run;
 pub mod sources;

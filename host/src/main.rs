@@ -1,10 +1,12 @@
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use dataflow_host::demo::{self, DemoOptions};
 use dataflow_host::emulator::{Emulator, EmulatorOptions, STREAMING_LIMIT_BYTES};
+use dataflow_host::run::{self, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +42,25 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         rows: usize,
     },
+    /// Checks DataflowEndpoint, Dataflow and KustoTable YAML without running anything, and
+    /// reports every problem at once.
+    Validate {
+        /// YAML files, or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Runs the dataflows described by YAML resources.
+    Run {
+        /// YAML files, or directories of them.
+        #[arg(long, required = true, num_args = 1..)]
+        config: Vec<PathBuf>,
+        /// JSON Lines to feed the dataflow (`-` for standard input).
+        #[arg(long)]
+        input: Option<String>,
+        /// Which dataflow, when the configuration holds several.
+        #[arg(long)]
+        dataflow: Option<String>,
+    },
     /// Runs the local ADX-compatible endpoint until interrupted.
     Emulator {
         #[arg(long, default_value_t = 8080)]
@@ -53,8 +74,15 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    match Cli::parse().command {
+async fn main() {
+    if let Err(error) = execute(Cli::parse().command).await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn execute(command: Command) -> Result<()> {
+    match command {
         Command::Demo {
             messages,
             input,
@@ -74,6 +102,38 @@ async fn main() -> Result<()> {
             };
             let result = demo::run(&options).await?;
             demo::print_and_check(&result)
+        }
+        Command::Validate { paths } => {
+            let deployment = run::load(&paths)?;
+            println!(
+                "valid: {} endpoint(s), {} dataflow(s), {} table(s)",
+                deployment.endpoints.len(),
+                deployment.dataflows.len(),
+                deployment.tables.len()
+            );
+            Ok(())
+        }
+        Command::Run {
+            config,
+            input,
+            dataflow,
+        } => {
+            let report = run::run(&RunOptions {
+                config,
+                input,
+                dataflow,
+            })
+            .await?;
+            for line in report.summary() {
+                println!("{line}");
+            }
+            if !report.all_accounted_for() {
+                anyhow::bail!(
+                    "some messages were neither ingested nor rejected: {:?}",
+                    report.failure
+                );
+            }
+            Ok(())
         }
         Command::Emulator { port, bind, token } => {
             let emulator = Emulator::start(EmulatorOptions {

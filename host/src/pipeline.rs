@@ -84,6 +84,42 @@ pub struct PipelineReport {
 }
 
 impl PipelineReport {
+    /// A short account of the run, one figure per line.
+    pub fn summary(&self) -> Vec<String> {
+        let seconds = self.elapsed.as_secs_f64();
+        let mut lines = vec![
+            format!("messages in        {}", self.messages_in),
+            format!("rows ingested      {}", self.ingested),
+            format!("rejected           {}", self.rejected),
+            format!("unacknowledged     {}", self.unacknowledged),
+        ];
+        if let Some(stats) = &self.statistics {
+            let mb = |b: u64| b as f64 / 1_000_000.0;
+            lines.push(format!(
+                "requests           {} ({} failed)",
+                stats.requests, stats.failed_requests
+            ));
+            lines.push(format!(
+                "bytes before gzip  {:.2} MB",
+                mb(stats.bytes_encoded)
+            ));
+            lines.push(format!(
+                "bytes after gzip   {:.2} MB ({:.1}x smaller)",
+                mb(stats.bytes_sent),
+                stats.bytes_encoded as f64 / stats.bytes_sent.max(1) as f64
+            ));
+        }
+        lines.push(format!("elapsed            {seconds:.3} s"));
+        lines.push(format!(
+            "throughput         {:.0} msgs/s",
+            self.messages_in as f64 / seconds.max(1e-9)
+        ));
+        for (origin, reason) in &self.rejections {
+            lines.push(format!("rejected {origin}: {reason}"));
+        }
+        lines
+    }
+
     /// Every message ingested or rejected with a reason, and nothing failed.
     pub fn all_accounted_for(&self) -> bool {
         self.failure.is_none()

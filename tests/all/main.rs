@@ -6,3 +6,4 @@ mod emulator;
 mod ingestion;
 mod outbound_policy;
 mod plugin_limits;
+mod run_config;

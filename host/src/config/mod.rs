@@ -1,0 +1,363 @@
+//! Configuration from Azure IoT Operations resources: `DataflowEndpoint` and `Dataflow` YAML
+//! as documented, plus this project's `KustoTable` for the table schema. Every problem is
+//! reported at once, each with its file, resource and field path.
+
+mod dataflow;
+mod endpoint;
+mod problem;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+pub use dataflow::{check_topic_filter, Dataflow};
+pub use endpoint::{
+    is_loopback, Authentication, DataExplorerEndpoint, Endpoint, EndpointKind, DEFAULT_AUDIENCE,
+    DEFAULT_SCOPE, PLUGIN_ANNOTATION,
+};
+use problem::Reader;
+pub use problem::{did_you_mean, Problem};
+pub use table::{Table, TABLE_API_VERSION};
+
+const AIO_API_VERSIONS: &[&str] = &[
+    "connectivity.iotoperations.azure.com/v1beta1",
+    "connectivity.iotoperations.azure.com/v1",
+];
+const KINDS: &str = "DataflowEndpoint, Dataflow, KustoTable";
+/// Azure IoT Operations' built-in endpoint for its local MQTT broker.
+const DEFAULT_MQTT_ENDPOINT: &str = "default";
+
+#[derive(Debug, Clone, Default)]
+pub struct Deployment {
+    pub endpoints: Vec<Endpoint>,
+    /// Every DataflowEndpoint seen, valid or not, with its endpointType: references to an
+    /// endpoint that has problems of its own are not reported a second time.
+    declared_endpoints: Vec<DeclaredEndpoint>,
+    pub dataflows: Vec<Dataflow>,
+    pub tables: Vec<Table>,
+}
+
+#[derive(Debug, Clone)]
+struct DeclaredEndpoint {
+    name: String,
+    endpoint_type: Option<String>,
+    file: String,
+}
+
+/// A dataflow ready to run: its ADX endpoint and the plugin's configuration.
+#[derive(Debug, Clone)]
+pub struct DestinationPlan {
+    pub dataflow: Dataflow,
+    pub endpoint: DataExplorerEndpoint,
+    pub plugin_config: Vec<(String, String)>,
+}
+
+impl Deployment {
+    /// Reads every YAML file given (directories: their `*.yaml` and `*.yml` files).
+    pub fn load(paths: &[PathBuf]) -> Result<Self, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut deployment = Deployment::default();
+        let mut origins: Vec<(String, String)> = Vec::new(); // dataflow name -> file
+        for file in yaml_files(paths, &mut problems) {
+            let shown = file.display().to_string();
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(e) => {
+                    problems.push(file_problem(&shown, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                match Value::deserialize(document) {
+                    Ok(Value::Null) => {}
+                    Ok(value) => {
+                        if let Some(name) = deployment.read_resource(&shown, &value, &mut problems)
+                        {
+                            origins.push((name, shown.clone()));
+                        }
+                    }
+                    Err(e) => {
+                        problems.push(file_problem(&shown, format!("not valid YAML: {e}")));
+                        break;
+                    }
+                }
+            }
+        }
+        deployment.check_references(&origins, &mut problems);
+        if problems.is_empty() {
+            Ok(deployment)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Returns the dataflow's name when the resource was a Dataflow (for cross-checks).
+    fn read_resource(
+        &mut self,
+        file: &str,
+        value: &Value,
+        problems: &mut Vec<Problem>,
+    ) -> Option<String> {
+        let mut r = Reader {
+            file: file.to_string(),
+            resource: String::new(),
+            problems,
+        };
+        let document = r.mapping(value, "", &["apiVersion", "kind", "metadata", "spec"])?;
+        let kind = r.string(document, "", "kind", true)?;
+        r.resource = format!("{kind}/?");
+        let metadata = r.required_mapping(
+            document,
+            "",
+            "metadata",
+            &["name", "namespace", "labels", "annotations"],
+        );
+        let name = metadata.and_then(|m| r.string(m, "metadata", "name", true));
+        r.resource = format!("{kind}/{}", name.as_deref().unwrap_or("?"));
+        let api_version = r.string(document, "", "apiVersion", true);
+        let expected: &[&str] = match kind.as_str() {
+            "DataflowEndpoint" | "Dataflow" => AIO_API_VERSIONS,
+            "KustoTable" => &[TABLE_API_VERSION],
+            "DataflowProfile" | "Broker" | "BrokerListener" | "BrokerAuthentication" => {
+                return None
+            }
+            other => {
+                r.report(
+                    "kind",
+                    format!("`{other}` is not a resource this host reads (known: {KINDS})"),
+                );
+                return None;
+            }
+        };
+        if let Some(version) = &api_version {
+            if !expected.contains(&version.as_str()) {
+                r.report(
+                    "apiVersion",
+                    format!(
+                        "`{version}` is not supported for {kind} (supported: {})",
+                        expected.join(", ")
+                    ),
+                );
+            }
+        }
+        let annotations = metadata
+            .and_then(|m| m.get("annotations"))
+            .and_then(Value::as_mapping);
+        // Each kind's reader checks the keys of its own spec.
+        let spec = match document.get("spec") {
+            Some(value) => r.any_mapping(value, "spec"),
+            None => {
+                r.report("spec", "required field is missing");
+                None
+            }
+        };
+        let (name, spec) = (name?, spec?);
+        match kind.as_str() {
+            "DataflowEndpoint" => {
+                let endpoint_type = spec
+                    .get("endpointType")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                self.declared_endpoints.push(DeclaredEndpoint {
+                    name: name.clone(),
+                    endpoint_type,
+                    file: file.to_string(),
+                });
+                self.endpoints
+                    .extend(endpoint::read(&mut r, &name, spec, annotations));
+            }
+            "Dataflow" => {
+                let dataflow = dataflow::read(&mut r, &name, spec)?;
+                self.dataflows.push(dataflow);
+                return Some(name);
+            }
+            _ => self.tables.extend(table::read(&mut r, &name, spec)),
+        }
+        None
+    }
+
+    fn check_references(&self, origins: &[(String, String)], problems: &mut Vec<Problem>) {
+        let names: Vec<&str> = self
+            .declared_endpoints
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        for (i, endpoint) in self.declared_endpoints.iter().enumerate() {
+            if names[..i].contains(&endpoint.name.as_str()) {
+                let resource = format!("DataflowEndpoint/{}", endpoint.name);
+                problems.push(resource_problem(
+                    &endpoint.file,
+                    &resource,
+                    "metadata.name",
+                    "another DataflowEndpoint has this name",
+                ));
+            }
+        }
+        let endpoint_type = |name: &str| {
+            self.declared_endpoints
+                .iter()
+                .find(|e| e.name == name)
+                .map(|e| e.endpoint_type.as_deref())
+        };
+        for dataflow in &self.dataflows {
+            let file = origins
+                .iter()
+                .find(|(n, _)| *n == dataflow.name)
+                .map(|(_, f)| f.as_str())
+                .unwrap_or("");
+            let resource = format!("Dataflow/{}", dataflow.name);
+            let report = |problems: &mut Vec<Problem>, path: String, message: String| {
+                problems.push(resource_problem(file, &resource, &path, &message));
+            };
+            let source_path = format!("{}.endpointRef", dataflow.source_path);
+            match endpoint_type(&dataflow.source_endpoint) {
+                Some(Some("DataExplorer")) => report(
+                    problems,
+                    source_path,
+                    format!("`{}` is an Azure Data Explorer endpoint: Azure Data Explorer is a destination only", dataflow.source_endpoint),
+                ),
+                None if dataflow.source_endpoint != DEFAULT_MQTT_ENDPOINT => {
+                    report(problems, source_path, unknown_endpoint(&dataflow.source_endpoint, &names))
+                }
+                _ => {}
+            }
+            let destination_path = format!("{}.endpointRef", dataflow.destination_path);
+            match endpoint_type(&dataflow.destination_endpoint) {
+                None => report(
+                    problems,
+                    destination_path,
+                    unknown_endpoint(&dataflow.destination_endpoint, &names),
+                ),
+                Some(Some("DataExplorer"))
+                    if !self
+                        .tables
+                        .iter()
+                        .any(|t| t.name == dataflow.data_destination) =>
+                {
+                    report(
+                        problems,
+                        format!("{}.dataDestination", dataflow.destination_path),
+                        format!(
+                            "no KustoTable `{}` gives this table's schema",
+                            dataflow.data_destination
+                        ),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+
+    /// The dataflows that write to Azure Data Explorer, with their plugin configuration.
+    pub fn destination_plans(&self) -> Vec<DestinationPlan> {
+        self.dataflows
+            .iter()
+            .filter_map(|dataflow| {
+                let Some(Endpoint {
+                    kind: EndpointKind::DataExplorer(endpoint),
+                    ..
+                }) = self.endpoint(&dataflow.destination_endpoint)
+                else {
+                    return None;
+                };
+                let table = self
+                    .tables
+                    .iter()
+                    .find(|t| t.name == dataflow.data_destination)?;
+                let mut plugin_config = vec![
+                    ("host".to_string(), endpoint.host.clone()),
+                    ("database".to_string(), endpoint.database.clone()),
+                    ("table".to_string(), table.name.clone()),
+                    (
+                        "batching.latencySeconds".to_string(),
+                        endpoint.latency_seconds.to_string(),
+                    ),
+                    (
+                        "batching.maxMessages".to_string(),
+                        endpoint.max_messages.to_string(),
+                    ),
+                ];
+                plugin_config.extend(table.settings.iter().cloned());
+                Some(DestinationPlan {
+                    dataflow: dataflow.clone(),
+                    endpoint: endpoint.clone(),
+                    plugin_config,
+                })
+            })
+            .collect()
+    }
+}
+
+fn unknown_endpoint(name: &str, known: &[&str]) -> String {
+    let hint = match did_you_mean(name, known) {
+        Some(guess) => format!(" (did you mean `{guess}`?)"),
+        None if known.is_empty() => String::new(),
+        None => format!(" (endpoints: {})", known.join(", ")),
+    };
+    format!("names no DataflowEndpoint `{name}`{hint}")
+}
+
+fn file_problem(file: &str, message: String) -> Problem {
+    Problem {
+        file: file.to_string(),
+        resource: String::new(),
+        path: String::new(),
+        message,
+    }
+}
+
+fn resource_problem(file: &str, resource: &str, path: &str, message: &str) -> Problem {
+    Problem {
+        file: file.to_string(),
+        resource: resource.to_string(),
+        path: path.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn yaml_files(paths: &[PathBuf], problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| is_yaml(p))
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            if found.is_empty() {
+                problems.push(file_problem(
+                    &path.display().to_string(),
+                    "no .yaml or .yml files in this directory".into(),
+                ));
+            }
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            problems.push(file_problem(
+                &path.display().to_string(),
+                "no such file or directory".into(),
+            ));
+        }
+    }
+    files
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}

@@ -1,0 +1,333 @@
+//! The documented examples, and a table of bad configurations with their exact messages.
+
+use std::path::PathBuf;
+
+use super::*;
+
+const ENDPOINT_V1BETA1: &str = r#"
+apiVersion: connectivity.iotoperations.azure.com/v1beta1
+kind: DataflowEndpoint
+metadata:
+  name: adx
+  namespace: azure-iot-operations
+spec:
+  endpointType: DataExplorer
+  dataExplorerSettings:
+    host: mycluster.westeurope.kusto.windows.net
+    database: telemetry
+    authentication:
+      method: SystemAssignedManagedIdentity
+      systemAssignedManagedIdentitySettings: {}
+"#;
+
+const DATAFLOW: &str = r#"
+apiVersion: connectivity.iotoperations.azure.com/v1beta1
+kind: Dataflow
+metadata:
+  name: flow
+spec:
+  profileRef: default
+  operations:
+    - operationType: Source
+      sourceSettings:
+        endpointRef: default
+        dataSources: ["thermostats/+/telemetry", "$shared/group1/plant/#"]
+    - operationType: Destination
+      destinationSettings:
+        endpointRef: adx
+        dataDestination: thermostat
+"#;
+
+const TABLE: &str = r#"
+apiVersion: dataflow-host/v1
+kind: KustoTable
+metadata:
+  name: thermostat
+spec:
+  schema: ".create table thermostat (externalAssetId: string, CurrentTemperature: real, MqttTopic: string, Timestamp: datetime)"
+  columns:
+    - name: MqttTopic
+      source: $metadata.topic
+"#;
+
+/// Writes `documents` as one file `adx.yaml` in a fresh directory and loads it.
+fn load(documents: &[&str]) -> Result<Deployment, Vec<String>> {
+    let dir = std::env::temp_dir().join(format!(
+        "config-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("adx.yaml");
+    std::fs::write(&file, documents.join("\n---\n")).unwrap();
+    let result = Deployment::load(&[file]).map_err(|problems| {
+        let prefix = format!("{}: ", dir.join("adx.yaml").display());
+        problems
+            .iter()
+            .map(|p| p.to_string().replacen(&prefix, "adx.yaml: ", 1))
+            .collect()
+    });
+    std::fs::remove_dir_all(&dir).ok();
+    result
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn adx(deployment: &Deployment) -> DataExplorerEndpoint {
+    match &deployment.endpoint("adx").unwrap().kind {
+        EndpointKind::DataExplorer(e) => e.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_documented_v1beta1_example_parses_with_the_documented_defaults() {
+    let d = load(&[ENDPOINT_V1BETA1, DATAFLOW, TABLE]).unwrap();
+    let e = adx(&d);
+    assert_eq!(e.host, "https://mycluster.westeurope.kusto.windows.net");
+    assert_eq!(e.database, "telemetry");
+    assert_eq!(
+        e.authentication,
+        Authentication::SystemAssignedManagedIdentity {
+            audience: "https://api.kusto.windows.net".into()
+        }
+    );
+    assert_eq!((e.latency_seconds, e.max_messages), (60, 100_000));
+    assert_eq!(
+        d.dataflows[0].data_sources,
+        ["thermostats/+/telemetry", "$shared/group1/plant/#"]
+    );
+    let plans = d.destination_plans();
+    let config = &plans[0].plugin_config;
+    let get = |k: &str| {
+        config
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("table"), Some("thermostat"));
+    assert_eq!(get("columns.MqttTopic"), Some("$metadata.topic"));
+    assert_eq!(get("batching.latencySeconds"), Some("60"));
+}
+
+#[test]
+fn the_documented_v1_example_with_user_assigned_identity_and_batching_parses() {
+    let endpoint = r#"
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata:
+  name: adx
+spec:
+  endpointType: DataExplorer
+  dataExplorerSettings:
+    host: https://mycluster.westeurope.kusto.windows.net
+    database: telemetry
+    authentication:
+      method: UserAssignedManagedIdentity
+      userAssignedManagedIdentitySettings:
+        clientId: 11111111-2222-3333-4444-555555555555
+        tenantId: 66666666-7777-8888-9999-000000000000
+    batching:
+      latencySeconds: 100
+      maxMessages: 1000
+"#;
+    let d = load(&[endpoint, DATAFLOW, TABLE]).unwrap();
+    let e = adx(&d);
+    assert_eq!(e.host, "https://mycluster.westeurope.kusto.windows.net");
+    assert_eq!(
+        e.authentication,
+        Authentication::UserAssignedManagedIdentity {
+            client_id: "11111111-2222-3333-4444-555555555555".into(),
+            tenant_id: "66666666-7777-8888-9999-000000000000".into(),
+            scope: "https://api.kusto.windows.net/.default".into(),
+        }
+    );
+    assert_eq!((e.latency_seconds, e.max_messages), (100, 1000));
+}
+
+#[test]
+fn an_audience_override_and_a_column_list_schema_are_read() {
+    let endpoint = ENDPOINT_V1BETA1.replace(
+        "systemAssignedManagedIdentitySettings: {}",
+        "systemAssignedManagedIdentitySettings:\n        audience: https://mycluster.westeurope.kusto.windows.net",
+    );
+    let table = r#"
+apiVersion: dataflow-host/v1
+kind: KustoTable
+metadata:
+  name: thermostat
+spec:
+  columns:
+    - {name: Device, type: string, source: "$.device.id", required: true}
+    - {name: At, type: datetime, unit: unixMilliseconds}
+    - {name: Site, type: string, constant: plant-7}
+  format: csv
+"#;
+    let d = load(&[&endpoint, DATAFLOW, table]).unwrap();
+    assert_eq!(
+        adx(&d).authentication,
+        Authentication::SystemAssignedManagedIdentity {
+            audience: "https://mycluster.westeurope.kusto.windows.net".into()
+        }
+    );
+    let config = &d.destination_plans()[0].plugin_config;
+    let expected = [
+        (
+            "schema",
+            ".create table ['thermostat'] (['Device']: string, ['At']: datetime, ['Site']: string)",
+        ),
+        ("columns.Device", "$.device.id"),
+        ("units.At", "unixMilliseconds"),
+        ("columns.Site", "$const:plant-7"),
+        ("required", "Device"),
+        ("format", "csv"),
+    ];
+    for (key, value) in expected {
+        assert!(
+            config.contains(&(key.to_string(), value.to_string())),
+            "{key}={value} missing from {config:?}"
+        );
+    }
+    // The plugin accepts exactly what the host produced.
+    adx_destination::config::DestinationConfig::from_pairs(config).unwrap();
+}
+
+#[test]
+fn the_examples_directory_validates() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for example in ["thermostat", "local"] {
+        let d =
+            Deployment::load(&[root.join(example)]).unwrap_or_else(|p| panic!("{example}: {p:?}"));
+        assert_eq!(d.destination_plans().len(), 1);
+    }
+}
+
+/// (what to change in the valid documents, the exact problem reported)
+const BAD: &[(&str, &str, &str)] = &[
+    ("host: mycluster.westeurope.kusto.windows.net", "host: <your cluster>.westeurope.kusto.windows.net",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.host: the placeholder `<your cluster>` was left in: replace it with the real value"),
+    ("database: telemetry", "database: <your database>",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.database: the placeholder `<your database>` was left in: replace it with the real value"),
+    ("    database: telemetry\n", "",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.database: required field is missing"),
+    ("host: mycluster.westeurope.kusto.windows.net", "host: example.com",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.host: `example.com` is not an Azure Data Explorer host (expected <cluster>.<region>.kusto.windows.net or another Kusto domain: .kusto.windows.net, .kustomfa.windows.net, .kusto.usgovcloudapi.net, .kusto.chinacloudapi.cn, .kusto.azuresynapse.net, .kusto.fabric.microsoft.com)"),
+    ("host: mycluster.westeurope.kusto.windows.net", "host: http://mycluster.westeurope.kusto.windows.net",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.host: `http://mycluster.westeurope.kusto.windows.net`: plain http is only for a loopback endpoint; a cluster is reached over https"),
+    ("host: mycluster.westeurope.kusto.windows.net", "host: ftp://mycluster.westeurope.kusto.windows.net",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.host: scheme `ftp` is not https"),
+    ("host: mycluster.westeurope.kusto.windows.net", "host: 42",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.host: expected a string, found a number"),
+    ("method: SystemAssignedManagedIdentity", "method: ServicePrincipal",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.method: `ServicePrincipal` is not an authentication method for Azure Data Explorer (allowed: SystemAssignedManagedIdentity, UserAssignedManagedIdentity (and DevelopmentToken for a loopback endpoint))"),
+    ("method: SystemAssignedManagedIdentity\n      systemAssignedManagedIdentitySettings: {}", "method: UserAssignedManagedIdentity\n      userAssignedManagedIdentitySettings:\n        tenantId: t",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.userAssignedManagedIdentitySettings.clientId: required field is missing"),
+    ("method: SystemAssignedManagedIdentity\n      systemAssignedManagedIdentitySettings: {}", "method: UserAssignedManagedIdentity\n      userAssignedManagedIdentitySettings:\n        clientId: c",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.userAssignedManagedIdentitySettings.tenantId: required field is missing"),
+    ("method: SystemAssignedManagedIdentity\n      systemAssignedManagedIdentitySettings: {}", "method: UserAssignedManagedIdentity",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.userAssignedManagedIdentitySettings: required field is missing"),
+    ("method: SystemAssignedManagedIdentity\n      systemAssignedManagedIdentitySettings: {}", "method: DevelopmentToken\n      developmentTokenSettings: {token: t}",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.method: DevelopmentToken is only for a loopback endpoint (http://127.0.0.1:…); a cluster needs a managed identity"),
+    ("systemAssignedManagedIdentitySettings: {}", "systemAssignedManagedIdentitySettings: {audiance: x}",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.systemAssignedManagedIdentitySettings.audiance: unknown field (did you mean `audience`?)"),
+    ("    authentication:\n      method: SystemAssignedManagedIdentity\n      systemAssignedManagedIdentitySettings: {}\n", "",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication: required field is missing"),
+    ("    database: telemetry", "    database: telemetry\n    batching:\n      latencySeconds: 70000",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.batching.latencySeconds: 70000 is outside 0..65535"),
+    ("    database: telemetry", "    database: telemetry\n    batching:\n      maxMessages: -1",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.batching.maxMessages: -1 is outside 0..4294967295"),
+    ("    database: telemetry", "    database: telemetry\n    batching:\n      maxMessages: 4294967296",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.batching.maxMessages: 4294967296 is outside 0..4294967295"),
+    ("    database: telemetry", "    database: telemetry\n    batching:\n      latencySeconds: ten",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.batching.latencySeconds: expected a whole number, found a string"),
+    ("    database: telemetry", "    database: telemetry\n    batching:\n      latencySeconds: 1.5",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.batching.latencySeconds: 1.5 is not a whole number"),
+    ("    database: telemetry", "    database: telemetry\n    batching:\n      maxMesages: 5",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.batching.maxMesages: unknown field (did you mean `maxMessages`?)"),
+    ("    database: telemetry", "    database: telemetry\n    databse: other",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.databse: unknown field (did you mean `database`?)"),
+    ("endpointType: DataExplorer", "endpointType: DataExplorr",
+     "adx.yaml: DataflowEndpoint/adx: spec.endpointType: `DataExplorr` is not an endpoint type (known: DataExplorer, Mqtt, Kafka, LocalStorage, FabricOneLake, DataLakeStorage, OpenTelemetry)"),
+    ("apiVersion: connectivity.iotoperations.azure.com/v1beta1\nkind: DataflowEndpoint", "apiVersion: connectivity.iotoperations.azure.com/v2\nkind: DataflowEndpoint",
+     "adx.yaml: DataflowEndpoint/adx: apiVersion: `connectivity.iotoperations.azure.com/v2` is not supported for DataflowEndpoint (supported: connectivity.iotoperations.azure.com/v1beta1, connectivity.iotoperations.azure.com/v1)"),
+    ("kind: DataflowEndpoint", "kind: DataflowEndpiont",
+     "adx.yaml: DataflowEndpiont/adx: kind: `DataflowEndpiont` is not a resource this host reads (known: DataflowEndpoint, Dataflow, KustoTable)"),
+    ("  name: adx\n  namespace: azure-iot-operations", "  namespace: azure-iot-operations",
+     "adx.yaml: DataflowEndpoint/?: metadata.name: required field is missing"),
+    ("endpointRef: adx", "endpointRef: adz",
+     "adx.yaml: Dataflow/flow: spec.operations[1].destinationSettings.endpointRef: names no DataflowEndpoint `adz` (did you mean `adx`?)"),
+    ("endpointRef: default", "endpointRef: adx",
+     "adx.yaml: Dataflow/flow: spec.operations[0].sourceSettings.endpointRef: `adx` is an Azure Data Explorer endpoint: Azure Data Explorer is a destination only"),
+    ("dataDestination: thermostat", "dataDestination: thermostats",
+     "adx.yaml: Dataflow/flow: spec.operations[1].destinationSettings.dataDestination: no KustoTable `thermostats` gives this table's schema"),
+    ("\"thermostats/+/telemetry\"", "\"thermostats/#/telemetry\"",
+     "adx.yaml: Dataflow/flow: spec.operations[0].sourceSettings.dataSources[0]: `thermostats/#/telemetry`: `#` must be a whole level and the last one"),
+    ("\"thermostats/+/telemetry\"", "\"thermostats/a+/telemetry\"",
+     "adx.yaml: Dataflow/flow: spec.operations[0].sourceSettings.dataSources[0]: `thermostats/a+/telemetry`: `+` must be a whole level"),
+    ("\"$shared/group1/plant/#\"", "\"$shared/plant\"",
+     "adx.yaml: Dataflow/flow: spec.operations[0].sourceSettings.dataSources[1]: `$shared/plant`: a shared subscription is $shared/<group>/<filter>"),
+    ("operationType: Destination", "operationType: Sink",
+     "adx.yaml: Dataflow/flow: spec.operations[1].operationType: `Sink` is not an operation type (known: Source, BuiltInTransformation, Destination)"),
+    ("MqttTopic: string, Timestamp: datetime)", "MqttTopic: strng, Timestamp: datetime)",
+     "adx.yaml: KustoTable/thermostat: spec.schema: does not parse: column `MqttTopic`: unknown type `strng` (Kusto types: bool, int, long, real, decimal, string, datetime, timespan, guid, dynamic)"),
+    (".create table thermostat (", ".create table other (",
+     "adx.yaml: KustoTable/thermostat: spec.schema: creates table `other`, but this resource is `thermostat`"),
+    ("    - name: MqttTopic\n      source: $metadata.topic", "    - name: Topic\n      source: $metadata.topic",
+     "adx.yaml: KustoTable/thermostat: spec.columns[0].name: the schema has no column `Topic`"),
+    ("      source: $metadata.topic", "      source: $metadata.topik",
+     "adx.yaml: KustoTable/thermostat: spec.columns[0].source: unknown metadata `$metadata.topik` (known: $metadata.topic, $metadata.user_property.<key>, $metadata.system_property.content_type)"),
+    ("      source: $metadata.topic", "      source: $.a..b",
+     "adx.yaml: KustoTable/thermostat: spec.columns[0].source: `$.a..b` is not a JSON path (a `.` is not followed by a name)"),
+    ("      source: $metadata.topic", "      source: $metadata.topic\n      type: string",
+     "adx.yaml: KustoTable/thermostat: spec.columns[0].type: the type comes from spec.schema; give it in one place"),
+    ("      source: $metadata.topic", "      source: $metadata.topic\n      unit: fortnights",
+     "adx.yaml: KustoTable/thermostat: spec.columns[0].unit: `fortnights` is not a unit (known: unixSeconds, unixMilliseconds, unixMicroseconds, unixNanoseconds)"),
+];
+
+#[test]
+fn every_bad_configuration_is_reported_with_its_exact_message() {
+    let valid = [ENDPOINT_V1BETA1, DATAFLOW, TABLE].join("\n---\n");
+    assert!(BAD.len() >= 25);
+    for (from, to, expected) in BAD {
+        assert!(
+            valid.contains(from),
+            "the valid documents do not contain {from:?}"
+        );
+        let changed = valid.replacen(from, to, 1);
+        match load(&[&changed]) {
+            Ok(_) => panic!("accepted: {to}"),
+            Err(problems) => assert!(
+                problems.iter().any(|p| p == expected),
+                "changing {from:?} to {to:?}\nexpected: {expected}\nreported: {problems:#?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let valid = [ENDPOINT_V1BETA1, DATAFLOW, TABLE].join("\n---\n");
+    let broken = valid
+        .replacen("database: telemetry", "database: <db>", 1)
+        .replacen("endpointRef: adx", "endpointRef: nope", 1)
+        .replacen(
+            "MqttTopic: string, Timestamp",
+            "MqttTopic: strin, Timestamp",
+            1,
+        );
+    let problems = load(&[&broken]).unwrap_err();
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+}
+
+#[test]
+fn yaml_that_does_not_parse_names_the_file() {
+    let problems = load(&["kind: [unclosed"]).unwrap_err();
+    assert!(
+        problems[0].starts_with("adx.yaml: not valid YAML: "),
+        "{problems:?}"
+    );
+}

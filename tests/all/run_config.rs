@@ -1,0 +1,93 @@
+//! `dataflow-host run` on the examples' resources, against the local endpoint.
+
+use dataflow_host::run::{self, RunOptions};
+use dataflow_host::sources::synthetic::THERMOSTAT_TABLE;
+use end_to_end_tests::LocalAdx;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_local_example_runs_a_file_into_the_table() {
+    let adx = LocalAdx::start(THERMOSTAT_TABLE, true).await;
+    let dir = std::env::temp_dir().join(format!("run-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/local");
+    for file in ["endpoint.yaml", "dataflow.yaml", "table.yaml"] {
+        let text = std::fs::read_to_string(examples.join(file)).unwrap();
+        let text = text
+            .replace("http://127.0.0.1:8080", &adx.emulator.url())
+            .replace("local-dev-token", &adx.token);
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let input = dir.join("input.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"externalAssetId": "a1", "assetName": "t1", "CurrentTemperature": 21.5, "Pressure": 1000, "Timestamp": "2026-11-28T10:00:00.5Z"}"#,
+            r#"{"externalAssetId": "a2", "assetName": "t2", "CurrentTemperature": "n/a", "Timestamp": "2026-11-28T10:00:01Z"}"#,
+            r#"{"externalAssetId": "a3", "assetName": "t3"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+
+    let report = run::run(&RunOptions {
+        config: vec![dir.clone()],
+        input: Some(input.display().to_string()),
+        dataflow: None,
+    })
+    .await
+    .unwrap();
+    assert!(report.all_accounted_for(), "{report:?}");
+    assert_eq!((report.ingested, report.rejected), (1, 2));
+    assert!(report.rejections[0]
+        .1
+        .contains("column `CurrentTemperature` (real): string \"n/a\" is not a number"));
+    assert!(
+        report.rejections[1]
+            .1
+            .contains("column `Timestamp` (datetime): is required"),
+        "{:?}",
+        report.rejections
+    );
+    let rows = adx.emulator.rows("telemetry", "thermostat");
+    assert_eq!(
+        rows,
+        vec![vec![
+            json!("a1"),
+            json!("t1"),
+            json!(21.5),
+            json!(1000.0),
+            json!(input.display().to_string()),
+            json!("2026-11-28T10:00:00.5Z")
+        ]]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn run_refuses_a_configuration_with_problems_and_lists_them() {
+    let dir = std::env::temp_dir().join(format!("run-bad-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/thermostat");
+    let endpoint = std::fs::read_to_string(examples.join("endpoint.yaml")).unwrap();
+    std::fs::write(
+        dir.join("endpoint.yaml"),
+        endpoint.replace("database: telemetry", "database: <your database>"),
+    )
+    .unwrap();
+    let error = run::run(&RunOptions {
+        config: vec![dir.clone()],
+        input: Some("-".into()),
+        dataflow: None,
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains(
+            "spec.dataExplorerSettings.database: the placeholder `<your database>` was left in"
+        ),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
