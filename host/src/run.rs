@@ -60,13 +60,8 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         )
         .await?;
     let (sender, receiver) = sources::channel();
-    let topic = plan
-        .dataflow
-        .data_sources
-        .first()
-        .cloned()
-        .unwrap_or_default();
-    let producer = tokio::spawn(async move { jsonl::read_path(&input, &topic, sender).await });
+    // Lines from a file carry the file's path as their topic (there is no MQTT topic).
+    let producer = tokio::spawn(async move { jsonl::read_path(&input, &input, sender).await });
     let report = pipeline::run(&mut sink, receiver, &PipelineOptions::default()).await?;
     producer.await??;
     Ok(report)
