@@ -161,7 +161,7 @@ fn json_cell<'a>(plan: &ColumnPlan, raw: &'a str) -> Result<Cell<'a>, String> {
             _ => Err(format!("cannot become a {ty}")),
         },
         JsonKind::Object | JsonKind::Array => match ty {
-            KustoType::Dynamic => Ok(Cell::Json(raw)),
+            KustoType::Dynamic => dynamic(raw),
             KustoType::String => Ok(Cell::Text(Cow::Borrowed(raw))),
             _ => Err(format!("cannot become a {ty}")),
         },
@@ -181,7 +181,7 @@ fn number_cell<'a>(plan: &ColumnPlan, raw: &'a str) -> Result<Cell<'a>, String> 
         // Sent as text so that every digit survives: no float round trip.
         KustoType::Decimal => Ok(Cell::Text(Cow::Borrowed(raw))),
         KustoType::String => Ok(Cell::Text(Cow::Borrowed(raw))),
-        KustoType::Dynamic => Ok(Cell::Json(raw)),
+        KustoType::Dynamic => dynamic(raw),
         KustoType::Bool => match raw {
             "0" => Ok(Cell::Bool(false)),
             "1" => Ok(Cell::Bool(true)),
@@ -241,6 +241,15 @@ fn text_cell<'a>(plan: &ColumnPlan, text: Cow<'a, str>) -> Result<Cell<'a>, Stri
                 Err("is not a guid (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)".into())
             }
         }
+    }
+}
+
+/// Any JSON, except numbers no JSON reader can hold (`1e999`): one such value would make
+/// Kusto refuse the whole request, so it rejects only its own message.
+fn dynamic(raw: &str) -> Result<Cell<'_>, String> {
+    match serde_json::from_str::<crate::payload::NumbersInRange>(raw) {
+        Ok(_) => Ok(Cell::Json(raw)),
+        Err(_) => Err("holds a number outside the real range".into()),
     }
 }
 
@@ -477,7 +486,13 @@ mod tests {
         ]),
         ("dynamic", &[], &[
             ("{\"a\": [1, 2]}", "{\"a\": [1, 2]}"), ("7", "7"), ("\"text\"", "\"text\""), ("[true, null]", "[true, null]"), ("{\"a\":\n 1}", "{\"a\":1}"), ("null", "null"),
-        ], &[]),
+        ], &[
+            ("{\"a\": [1e999]}", "object {\"a\": [1e999]} holds a number outside the real range"),
+            ("1e999", "number 1e999 holds a number outside the real range"),
+            ("[1, 1E400]", "array [1, 1E400] holds a number outside the real range"),
+            ("{\"x\": {\"y\": -1e999}}", "object {\"x\": {\"y\": -1e999}} holds a number outside the real range"),
+            ("[[2e308]]", "array [[2e308]] holds a number outside the real range"),
+        ]),
     ];
 
     #[test]

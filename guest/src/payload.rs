@@ -116,6 +116,55 @@ pub fn decode_string(raw: &str) -> Cow<'_, str> {
     }
 }
 
+/// Walks any JSON value, reading every number as a number: fails where `IgnoredAny` would
+/// skip a number too large for any JSON reader (`1e999`). Allocates nothing.
+pub struct NumbersInRange;
+
+impl<'de> serde::Deserialize<'de> for NumbersInRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NumbersInRangeVisitor)
+    }
+}
+
+struct NumbersInRangeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NumbersInRangeVisitor {
+    type Value = NumbersInRange;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, NumbersInRange>()?
+            .is_some()
+        {}
+        Ok(NumbersInRange)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<NumbersInRange>()?.is_some() {}
+        Ok(NumbersInRange)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(NumbersInRange)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(NumbersInRange)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(NumbersInRange)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(NumbersInRange)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(NumbersInRange)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(NumbersInRange)
+    }
+}
+
 /// Deserializes a JSON object into borrowed fields, or notes that the value is something else.
 struct FieldsOrOther<'a>(Option<Fields<'a>>);
 

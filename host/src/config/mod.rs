@@ -60,28 +60,35 @@ impl Deployment {
     /// Reads every YAML file given (directories: their `*.yaml` and `*.yml` files).
     pub fn load(paths: &[PathBuf]) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let mut deployment = Deployment::default();
-        let mut origins: Vec<(String, String)> = Vec::new(); // dataflow name -> file
+        let mut texts = Vec::new();
         for file in yaml_files(paths, &mut problems) {
             let shown = file.display().to_string();
-            let text = match std::fs::read_to_string(&file) {
-                Ok(text) => text,
-                Err(e) => {
-                    problems.push(file_problem(&shown, format!("cannot read: {e}")));
-                    continue;
-                }
-            };
-            for document in serde_yaml::Deserializer::from_str(&text) {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => texts.push((shown, text)),
+                Err(e) => problems.push(file_problem(&shown, format!("cannot read: {e}"))),
+            }
+        }
+        Self::from_texts(&texts, problems)
+    }
+
+    /// Reads YAML texts, each named as its file; `problems` holds what was already found.
+    pub fn from_texts(
+        texts: &[(String, String)],
+        mut problems: Vec<Problem>,
+    ) -> Result<Self, Vec<Problem>> {
+        let mut deployment = Deployment::default();
+        let mut origins: Vec<(String, String)> = Vec::new(); // dataflow name -> file
+        for (file, text) in texts {
+            for document in serde_yaml::Deserializer::from_str(text) {
                 match Value::deserialize(document) {
                     Ok(Value::Null) => {}
                     Ok(value) => {
-                        if let Some(name) = deployment.read_resource(&shown, &value, &mut problems)
-                        {
-                            origins.push((name, shown.clone()));
+                        if let Some(name) = deployment.read_resource(file, &value, &mut problems) {
+                            origins.push((name, file.clone()));
                         }
                     }
                     Err(e) => {
-                        problems.push(file_problem(&shown, format!("not valid YAML: {e}")));
+                        problems.push(file_problem(file, format!("not valid YAML: {e}")));
                         break;
                     }
                 }
