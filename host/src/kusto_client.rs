@@ -1,15 +1,18 @@
-//! A small client for the Kusto REST management and query endpoints, over plain HTTP: how the
-//! demo and the tests set up and read back the local endpoint, the same way a user would.
+//! A small client for the Kusto REST management and query endpoints: how the demo and the
+//! tests set up and read back the local endpoint, the same way a user would.
 
-use anyhow::{anyhow, bail, Context, Result};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
+
+use crate::http_client;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct KustoClient {
-    /// `http://host:port`
+    /// `http://host:port` or `https://cluster`
     base_url: String,
     token: String,
 }
@@ -39,35 +42,26 @@ impl KustoClient {
     }
 
     async fn post(&self, path: &str, database: &str, csl: &str) -> Result<ResultTable> {
-        let uri: http::Uri = format!("{}{path}", self.base_url).parse()?;
-        let authority = uri
-            .authority()
-            .ok_or_else(|| anyhow!("no host in {uri}"))?
-            .clone();
-        if uri.scheme_str() != Some("http") {
-            bail!("this client speaks plain HTTP only (the local endpoint); got {uri}");
-        }
-        let stream = TcpStream::connect(authority.as_str())
-            .await
-            .with_context(|| format!("connecting to {authority}"))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
+        let url = format!("{}{path}", self.base_url);
         let body = json!({ "db": database, "csl": csl }).to_string();
-        let request = http::Request::post(uri.clone())
-            .header("host", authority.as_str())
+        let request = http::Request::post(&url)
             .header("authorization", format!("Bearer {}", self.token))
             .header("content-type", "application/json; charset=utf-8")
-            .body(Full::new(Bytes::from(body)))?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{uri} answered {status} with a body that is not JSON"))?;
-        if !status.is_success() {
+            .body(Bytes::from(body))?;
+        let answer = http_client::send(request, TIMEOUT)
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let value: Value = serde_json::from_slice(&answer.body).with_context(|| {
+            format!(
+                "{url} answered {} with a body that is not JSON",
+                answer.status
+            )
+        })?;
+        if answer.status != 200 {
             let error = &value["error"];
             bail!(
-                "{csl}: HTTP {status} {}: {}",
+                "{csl}: HTTP {} {}: {}",
+                answer.status,
                 error["code"].as_str().unwrap_or_default(),
                 error["@message"].as_str().unwrap_or_default()
             );

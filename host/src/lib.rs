@@ -6,6 +6,7 @@ pub mod bundled;
 pub mod config;
 pub mod demo;
 pub mod emulator;
+pub mod http_client;
 pub mod identity;
 pub mod kusto_client;
 pub mod outbound;

@@ -139,6 +139,7 @@ async fn execute(command: Command) -> Result<()> {
             let emulator = Emulator::start(EmulatorOptions {
                 bind: SocketAddr::new(bind, port),
                 token: token.clone(),
+                token_check: None,
                 streaming_limit_bytes: STREAMING_LIMIT_BYTES,
             })
             .await?;

@@ -3,16 +3,21 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::uri::{Authority, Scheme};
 use http::HeaderValue;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{
-    default_send_request, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
+    Error, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
     DEFAULT_FORBIDDEN_HEADERS,
 };
 
-use crate::identity::TokenProvider;
+use crate::config::is_loopback;
+use crate::http_client;
+use crate::identity::{fingerprint, TokenProvider};
+
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 #[derive(Clone)]
 pub struct OutboundPolicy {
@@ -36,6 +41,12 @@ impl OutboundPolicy {
             .authority()
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("endpoint `{endpoint}` has no host"))?;
+        // A token never crosses a network in clear text.
+        if scheme == Scheme::HTTP && !is_loopback(&url) {
+            anyhow::bail!(
+                "endpoint `{endpoint}`: plain http is allowed only to a loopback address"
+            );
+        }
         Ok(Self {
             scheme,
             authority,
@@ -86,7 +97,7 @@ impl WasiHttpHooks for OutboundPolicy {
 
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _io: Box<dyn std::future::Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
@@ -95,21 +106,63 @@ impl WasiHttpHooks for OutboundPolicy {
             if !policy.allows(request.uri()) {
                 return Err(Error::HttpRequestDenied);
             }
-            let token = policy.tokens.token().await.map_err(|e| {
-                Error::InternalError(Some(format!("no token for the endpoint: {e}")))
-            })?;
-            let value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                Error::InternalError(Some("the token is not a valid header value".into()))
-            })?;
-            // Replaces anything that got past the forbidden-header filter.
-            request.headers_mut().insert(AUTHORIZATION, value);
-            let (response, io) = default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
-            ))
+            let timeout = options
+                .and_then(|o| o.first_byte_timeout)
+                .unwrap_or(DEFAULT_TIMEOUT);
+            // Buffered (a streaming request is at most 4 MB) so that it can be sent again
+            // with a fresh token if the endpoint refuses the first one.
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let mut refused_once = false;
+            loop {
+                let token = policy.tokens.token().await.map_err(|e| {
+                    Error::InternalError(Some(format!("no token for {}: {e}", policy.authority)))
+                })?;
+                let request = with_token(&parts, body.clone(), &token)?;
+                let answer = http_client::send(request, timeout).await?;
+                if answer.status == 401 && !refused_once {
+                    eprintln!(
+                        "{} refused {}; fetching a new token",
+                        policy.authority,
+                        fingerprint(&token)
+                    );
+                    policy.tokens.invalidate(&token);
+                    refused_once = true;
+                    continue;
+                }
+                let mut response = http::Response::new(
+                    Full::new(answer.body)
+                        .map_err(|never| match never {})
+                        .boxed_unsync(),
+                );
+                *response.status_mut() = http::StatusCode::from_u16(answer.status)
+                    .map_err(|_| Error::HttpProtocolError)?;
+                *response.headers_mut() = answer.headers;
+                return Ok((
+                    response,
+                    Box::new(async { Ok(()) }) as Box<dyn std::future::Future<Output = _> + Send>,
+                ));
+            }
         })
     }
+}
+
+/// The plugin's request with the host's bearer token; an `authorization` that got past the
+/// forbidden-header filter is replaced.
+fn with_token(
+    parts: &http::request::Parts,
+    body: Bytes,
+    token: &str,
+) -> Result<http::Request<Bytes>, Error> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    let value = HeaderValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| Error::InternalError(Some("the token is not a valid header value".into())))?;
+    request.headers_mut().insert(AUTHORIZATION, value);
+    Ok(request)
 }
 
 #[cfg(test)]

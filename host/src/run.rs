@@ -2,13 +2,12 @@
 //! destination in its plugin, fed from a JSON Lines file or standard input.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::bundled;
-use crate::config::{Authentication, Deployment, DestinationPlan};
-use crate::identity::{StaticToken, TokenProvider};
+use crate::config::{Deployment, DestinationPlan};
+use crate::identity::{self, IdentityEndpoints};
 use crate::pipeline::{self, PipelineOptions, PipelineReport};
 use crate::plugin::{Limits, PluginRuntime};
 use crate::sources::{self, jsonl};
@@ -45,7 +44,10 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
             plan.dataflow.data_sources
         );
     };
-    let tokens = token_provider(&plan.endpoint.authentication)?;
+    let tokens = identity::provider_for(
+        &plan.endpoint.authentication,
+        &IdentityEndpoints::from_env(),
+    )?;
     let wasm = match &plan.endpoint.plugin {
         Some(path) => std::fs::read(path).with_context(|| format!("reading the plugin {path}"))?,
         None => bundled::ADX_DESTINATION.to_vec(),
@@ -85,23 +87,5 @@ fn choose<'a>(plans: &'a [DestinationPlan], name: Option<&str>) -> Result<&'a De
                     names.join(", ")
                 )
             }),
-    }
-}
-
-fn token_provider(authentication: &Authentication) -> Result<Arc<dyn TokenProvider>> {
-    match authentication {
-        Authentication::DevelopmentToken { token: Some(token), .. } => Ok(Arc::new(StaticToken(token.clone()))),
-        Authentication::DevelopmentToken { token_file: Some(file), .. } => {
-            let token = std::fs::read_to_string(file).with_context(|| format!("reading the token file {file}"))?;
-            Ok(Arc::new(StaticToken(token.trim().to_string())))
-        }
-        Authentication::DevelopmentToken { .. } => bail!("DevelopmentToken needs token or tokenFile"),
-        other => bail!(
-            "{} needs the Azure identity services, which this build does not reach yet; against the local endpoint use DevelopmentToken",
-            match other {
-                Authentication::SystemAssignedManagedIdentity { .. } => "SystemAssignedManagedIdentity",
-                _ => "UserAssignedManagedIdentity",
-            }
-        ),
     }
 }

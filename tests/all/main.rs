@@ -3,6 +3,7 @@
 
 mod demo;
 mod emulator;
+mod identity;
 mod ingestion;
 mod outbound_policy;
 mod plugin_limits;

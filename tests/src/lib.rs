@@ -1,6 +1,8 @@
 //! Shared set-up for the end-to-end tests: a local ADX endpoint with a table, the real plugin
 //! component opened against it, and messages to feed it.
 
+pub mod identity_services;
+
 use std::sync::Arc;
 
 use dataflow_host::emulator::{Emulator, EmulatorOptions};
@@ -26,10 +28,19 @@ impl LocalAdx {
     /// Starts the endpoint, creates the table with `create_table`, and enables streaming
     /// ingestion unless `streaming` is false.
     pub async fn start(create_table: &str, streaming: bool) -> Self {
-        let token = "test-token-123".to_string();
-        let emulator = Emulator::start(EmulatorOptions::loopback(&token))
-            .await
-            .unwrap();
+        Self::start_with(
+            create_table,
+            streaming,
+            EmulatorOptions::loopback("test-token-123"),
+        )
+        .await
+    }
+
+    /// As `start`, with the endpoint's options (for example a token check); the set-up
+    /// commands authenticate with `options.token`.
+    pub async fn start_with(create_table: &str, streaming: bool, options: EmulatorOptions) -> Self {
+        let token = options.token.clone();
+        let emulator = Emulator::start(options).await.unwrap();
         let client = KustoClient::new(&emulator.url(), &token);
         client.management(DATABASE, create_table).await.unwrap();
         if streaming {

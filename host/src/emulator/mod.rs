@@ -33,11 +33,16 @@ pub const STREAMING_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 const MAX_RECORDED_REQUESTS: usize = 10_000;
 
-#[derive(Debug, Clone)]
+/// Decides whether a bearer token is valid, for endpoints that accept tokens issued by an
+/// identity service (a test's) rather than one fixed token.
+pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+#[derive(Clone)]
 pub struct EmulatorOptions {
     pub bind: SocketAddr,
-    /// The only bearer token accepted.
+    /// The bearer token accepted, unless `token_check` decides.
     pub token: String,
+    pub token_check: Option<TokenCheck>,
     pub streaming_limit_bytes: usize,
 }
 
@@ -46,6 +51,7 @@ impl EmulatorOptions {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: token.to_string(),
+            token_check: None,
             streaming_limit_bytes: STREAMING_LIMIT_BYTES,
         }
     }
@@ -258,8 +264,12 @@ async fn route(
 }
 
 fn check_token(state: &Shared, authorization: Option<&str>) -> Result<(), KustoFailure> {
+    let valid = |token: &str| match &state.options.token_check {
+        Some(check) => check(token),
+        None => token == state.options.token,
+    };
     match authorization.and_then(|a| a.strip_prefix("Bearer ")) {
-        Some(token) if token == state.options.token => Ok(()),
+        Some(token) if valid(token) => Ok(()),
         Some(_) => Err(KustoFailure::unauthorized(
             "The bearer token is not valid for this endpoint",
         )),
