@@ -1,11 +1,22 @@
-//! The host's own HTTP requests (identity services, Kusto management from the demo and tests),
-//! over wasmtime-wasi-http's sender: plain HTTP, or HTTPS with the webpki root certificates.
+//! The host's HTTP client: its own requests (identity services, Kusto management) and the
+//! plugins' requests once the outbound policy has let them through. Plain HTTP, or HTTPS that
+//! trusts the webpki root certificates plus any CA the host was told to trust (the local
+//! endpoint's, for example).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::Scheme;
 use http_body_util::{BodyExt, Full};
-use wasmtime_wasi_http::{default_send_request, Error, RequestOptions};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use wasmtime_wasi_http::Error;
+
+use crate::tls;
 
 /// A complete answer.
 #[derive(Debug, Clone)]
@@ -15,33 +26,97 @@ pub struct HttpAnswer {
     pub body: Bytes,
 }
 
-/// Sends `request` (its URI absolute) and reads the whole answer.
-pub async fn send(request: http::Request<Bytes>, timeout: Duration) -> Result<HttpAnswer, Error> {
-    let (mut parts, body) = request.into_parts();
-    if !parts.headers.contains_key(http::header::HOST) {
-        let authority = parts.uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
-        let host = http::HeaderValue::from_str(authority.as_str())
-            .map_err(|_| Error::HttpRequestUriInvalid)?;
-        parts.headers.insert(http::header::HOST, host);
+#[derive(Clone)]
+pub struct HttpClient {
+    tls: Arc<rustls::ClientConfig>,
+}
+
+trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
+
+impl HttpClient {
+    /// Trusts the webpki root certificates.
+    pub fn system() -> Self {
+        Self {
+            tls: tls::client_config(&[]).expect("the built-in roots are valid"),
+        }
     }
-    let body = Full::new(body).map_err(|never| match never {});
-    let options = RequestOptions {
-        connect_timeout: Some(timeout),
-        first_byte_timeout: Some(timeout),
-        between_bytes_timeout: Some(timeout),
-    };
-    let (response, io) =
-        default_send_request(http::Request::from_parts(parts, body), Some(options)).await?;
-    // The connection's I/O must keep running while the body is read.
-    let io = tokio::spawn(io);
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await?.to_bytes();
-    let _ = io.await;
-    Ok(HttpAnswer {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    })
+
+    /// Trusts the webpki roots and the CA certificates in `ca_pem`.
+    pub fn trusting(ca_pem: &[u8]) -> anyhow::Result<Self> {
+        Ok(Self {
+            tls: tls::client_config(ca_pem)?,
+        })
+    }
+
+    /// Sends `request` (its URI absolute) and reads the whole answer; `limit` bounds
+    /// connecting, the first byte and the body each.
+    pub async fn send(
+        &self,
+        request: http::Request<Bytes>,
+        limit: Duration,
+    ) -> Result<HttpAnswer, Error> {
+        let (mut parts, body) = request.into_parts();
+        let authority = parts
+            .uri
+            .authority()
+            .ok_or(Error::HttpRequestUriInvalid)?
+            .clone();
+        let https = parts.uri.scheme() == Some(&Scheme::HTTPS);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+
+        let tcp = timeout(limit, TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)?
+            .map_err(Error::Connect)?;
+        let stream: Box<dyn Connection> = if https {
+            let name =
+                ServerName::try_from(host.clone()).map_err(|_| Error::HttpRequestUriInvalid)?;
+            let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+            let tls = timeout(limit, connector.connect(name, tcp))
+                .await
+                .map_err(|_| Error::ConnectionTimeout)?
+                .map_err(Error::Tls)?;
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+
+        if !parts.headers.contains_key(http::header::HOST) {
+            let value = http::HeaderValue::from_str(authority.as_str())
+                .map_err(|_| Error::HttpRequestUriInvalid)?;
+            parts.headers.insert(http::header::HOST, value);
+        }
+        // On the wire the request line carries the path only.
+        parts.uri = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .map_err(|_| Error::HttpRequestUriInvalid)?;
+        let request = http::Request::from_parts(parts, Full::new(body));
+        let response = timeout(limit, sender.send_request(request))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)??;
+        let (parts, body) = response.into_parts();
+        let body = timeout(limit, body.collect())
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)??
+            .to_bytes();
+        Ok(HttpAnswer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
 }
 
 /// Percent-encodes a query or form value (RFC 3986 unreserved characters stay).

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::http_client;
+use crate::http_client::HttpClient;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -15,6 +15,7 @@ pub struct KustoClient {
     /// `http://host:port` or `https://cluster`
     base_url: String,
     token: String,
+    client: HttpClient,
 }
 
 /// A result table: column names and rows.
@@ -26,9 +27,14 @@ pub struct ResultTable {
 
 impl KustoClient {
     pub fn new(base_url: &str, token: &str) -> Self {
+        Self::with_client(base_url, token, HttpClient::system())
+    }
+
+    pub fn with_client(base_url: &str, token: &str, client: HttpClient) -> Self {
         Self {
             base_url: base_url.trim_end_matches('/').to_string(),
             token: token.to_string(),
+            client,
         }
     }
 
@@ -48,7 +54,9 @@ impl KustoClient {
             .header("authorization", format!("Bearer {}", self.token))
             .header("content-type", "application/json; charset=utf-8")
             .body(Bytes::from(body))?;
-        let answer = http_client::send(request, TIMEOUT)
+        let answer = self
+            .client
+            .send(request, TIMEOUT)
             .await
             .with_context(|| format!("POST {url}"))?;
         let value: Value = serde_json::from_slice(&answer.body).with_context(|| {

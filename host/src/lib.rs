@@ -14,3 +14,4 @@ pub mod pipeline;
 pub mod plugin;
 pub mod run;
 pub mod sources;
+pub mod tls;

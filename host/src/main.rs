@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use dataflow_host::demo::{self, DemoOptions};
 use dataflow_host::emulator::{Emulator, EmulatorOptions, STREAMING_LIMIT_BYTES};
 use dataflow_host::run::{self, RunOptions};
+use dataflow_host::tls::LoopbackCertificate;
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +61,9 @@ enum Command {
         /// Which dataflow, when the configuration holds several.
         #[arg(long)]
         dataflow: Option<String>,
+        /// A PEM file of CA certificates to trust besides the system's.
+        #[arg(long)]
+        trust_ca: Option<PathBuf>,
     },
     /// Runs the local ADX-compatible endpoint until interrupted.
     Emulator {
@@ -70,6 +74,10 @@ enum Command {
         /// The bearer token the endpoint accepts.
         #[arg(long, default_value = "local-dev-token")]
         token: String,
+        /// Serve HTTPS with a certificate from a CA made on the spot; its certificate is
+        /// written to this file, for clients to trust.
+        #[arg(long)]
+        tls_ca_out: Option<PathBuf>,
     },
 }
 
@@ -117,11 +125,13 @@ async fn execute(command: Command) -> Result<()> {
             config,
             input,
             dataflow,
+            trust_ca,
         } => {
             let report = run::run(&RunOptions {
                 config,
                 input,
                 dataflow,
+                trust_ca,
             })
             .await?;
             for line in report.summary() {
@@ -135,12 +145,27 @@ async fn execute(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Emulator { port, bind, token } => {
+        Command::Emulator {
+            port,
+            bind,
+            token,
+            tls_ca_out,
+        } => {
+            let tls = match &tls_ca_out {
+                Some(path) => {
+                    let certificate = LoopbackCertificate::generate()?;
+                    std::fs::write(path, &certificate.ca_pem)?;
+                    println!("CA certificate to trust: {}", path.display());
+                    Some(certificate.server_config()?)
+                }
+                None => None,
+            };
             let emulator = Emulator::start(EmulatorOptions {
                 bind: SocketAddr::new(bind, port),
                 token: token.clone(),
                 token_check: None,
                 streaming_limit_bytes: STREAMING_LIMIT_BYTES,
+                tls,
             })
             .await?;
             println!("local ADX-compatible endpoint on {}", emulator.url());

@@ -14,7 +14,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::config::is_loopback;
-use crate::http_client;
+use crate::http_client::HttpClient;
 use crate::identity::{fingerprint, TokenProvider};
 
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -24,12 +24,17 @@ pub struct OutboundPolicy {
     scheme: Scheme,
     authority: Authority,
     tokens: Arc<dyn TokenProvider>,
+    client: HttpClient,
 }
 
 impl OutboundPolicy {
     /// `endpoint` is the endpoint's base URL (`https://cluster.region.kusto.windows.net` or
     /// `http://127.0.0.1:port`); a bare host name means https.
-    pub fn new(endpoint: &str, tokens: Arc<dyn TokenProvider>) -> anyhow::Result<Self> {
+    pub fn new(
+        endpoint: &str,
+        tokens: Arc<dyn TokenProvider>,
+        client: HttpClient,
+    ) -> anyhow::Result<Self> {
         let url = if endpoint.contains("://") {
             endpoint.to_string()
         } else {
@@ -51,6 +56,7 @@ impl OutboundPolicy {
             scheme,
             authority,
             tokens,
+            client,
         })
     }
 
@@ -119,7 +125,7 @@ impl WasiHttpHooks for OutboundPolicy {
                     Error::InternalError(Some(format!("no token for {}: {e}", policy.authority)))
                 })?;
                 let request = with_token(&parts, body.clone(), &token)?;
-                let answer = http_client::send(request, timeout).await?;
+                let answer = policy.client.send(request, timeout).await?;
                 if answer.status == 401 && !refused_once {
                     eprintln!(
                         "{} refused {}; fetching a new token",
@@ -175,6 +181,7 @@ mod tests {
         let policy = OutboundPolicy::new(
             "https://c.westeurope.kusto.windows.net",
             Arc::new(StaticToken("t".into())),
+            HttpClient::system(),
         )
         .unwrap();
         let allowed = |u: &str| policy.allows(&u.parse().unwrap());
@@ -186,8 +193,12 @@ mod tests {
         assert!(!allowed("http://c.westeurope.kusto.windows.net/x"));
         assert!(!allowed("https://evil.example.com/x"));
         assert!(!allowed("https://c.westeurope.kusto.windows.net:8443/x"));
-        let local = OutboundPolicy::new("http://127.0.0.1:8080", Arc::new(StaticToken("t".into())))
-            .unwrap();
+        let local = OutboundPolicy::new(
+            "http://127.0.0.1:8080",
+            Arc::new(StaticToken("t".into())),
+            HttpClient::system(),
+        )
+        .unwrap();
         assert!(local.allows(&"http://127.0.0.1:8080/v1".parse().unwrap()));
         assert!(!local.allows(&"http://127.0.0.1:8081/v1".parse().unwrap()));
     }

@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::bundled;
 use crate::config::{Deployment, DestinationPlan};
+use crate::http_client::HttpClient;
 use crate::identity::{self, IdentityEndpoints};
 use crate::pipeline::{self, PipelineOptions, PipelineReport};
 use crate::plugin::{Limits, PluginRuntime};
@@ -19,6 +20,8 @@ pub struct RunOptions {
     pub input: Option<String>,
     /// Which dataflow, when the configuration holds several.
     pub dataflow: Option<String>,
+    /// A PEM file of CA certificates to trust besides the system's (a local endpoint's).
+    pub trust_ca: Option<PathBuf>,
 }
 
 /// Loads and checks the configuration; the error lists every problem, one per line.
@@ -52,7 +55,14 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         Some(path) => std::fs::read(path).with_context(|| format!("reading the plugin {path}"))?,
         None => bundled::ADX_DESTINATION.to_vec(),
     };
-    let runtime = PluginRuntime::new(&wasm, Limits::default())?;
+    let client = match &options.trust_ca {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            HttpClient::trusting(&pem)?
+        }
+        None => HttpClient::system(),
+    };
+    let runtime = PluginRuntime::new(&wasm, Limits::default())?.with_http_client(client);
     let mut sink = runtime
         .open(
             &plan.dataflow.name,

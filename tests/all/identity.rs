@@ -22,7 +22,13 @@ async fn endpoint_trusting(service: &IdentityService) -> LocalAdx {
     let issued = service.token_check();
     let mut options = EmulatorOptions::loopback(ADMIN);
     options.token_check = Some(Arc::new(move |token: &str| token == ADMIN || issued(token)));
-    LocalAdx::start_with(TABLE, true, options).await
+    LocalAdx::start_with(
+        TABLE,
+        true,
+        options,
+        dataflow_host::http_client::HttpClient::system(),
+    )
+    .await
 }
 
 fn endpoints(service: &IdentityService, federated_token_file: Option<String>) -> IdentityEndpoints {

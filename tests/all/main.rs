@@ -8,3 +8,4 @@ mod ingestion;
 mod outbound_policy;
 mod plugin_limits;
 mod run_config;
+mod tls;

@@ -34,6 +34,7 @@ async fn the_local_example_runs_a_file_into_the_table() {
         config: vec![dir.clone()],
         input: Some(input.display().to_string()),
         dataflow: None,
+        trust_ca: None,
     })
     .await
     .unwrap();
@@ -79,6 +80,7 @@ async fn run_refuses_a_configuration_with_problems_and_lists_them() {
         config: vec![dir.clone()],
         input: Some("-".into()),
         dataflow: None,
+        trust_ca: None,
     })
     .await
     .unwrap_err()

@@ -6,6 +6,7 @@ pub mod identity_services;
 use std::sync::Arc;
 
 use dataflow_host::emulator::{Emulator, EmulatorOptions};
+use dataflow_host::http_client::HttpClient;
 use dataflow_host::identity::StaticToken;
 use dataflow_host::kusto_client::KustoClient;
 use dataflow_host::plugin::{Limits, Message, PluginRuntime, PluginSink};
@@ -32,16 +33,22 @@ impl LocalAdx {
             create_table,
             streaming,
             EmulatorOptions::loopback("test-token-123"),
+            HttpClient::system(),
         )
         .await
     }
 
     /// As `start`, with the endpoint's options (for example a token check); the set-up
     /// commands authenticate with `options.token`.
-    pub async fn start_with(create_table: &str, streaming: bool, options: EmulatorOptions) -> Self {
+    pub async fn start_with(
+        create_table: &str,
+        streaming: bool,
+        options: EmulatorOptions,
+        http: HttpClient,
+    ) -> Self {
         let token = options.token.clone();
         let emulator = Emulator::start(options).await.unwrap();
-        let client = KustoClient::new(&emulator.url(), &token);
+        let client = KustoClient::with_client(&emulator.url(), &token, http);
         client.management(DATABASE, create_table).await.unwrap();
         if streaming {
             client

@@ -44,6 +44,8 @@ pub struct EmulatorOptions {
     pub token: String,
     pub token_check: Option<TokenCheck>,
     pub streaming_limit_bytes: usize,
+    /// Serve HTTPS with this configuration instead of HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl EmulatorOptions {
@@ -53,6 +55,7 @@ impl EmulatorOptions {
             token: token.to_string(),
             token_check: None,
             streaming_limit_bytes: STREAMING_LIMIT_BYTES,
+            tls: None,
         }
     }
 }
@@ -91,20 +94,31 @@ impl Emulator {
             requests: Mutex::new(Vec::new()),
         });
         let server_state = shared.clone();
+        let acceptor = shared
+            .options
+            .tls
+            .clone()
+            .map(tokio_rustls::TlsAcceptor::from);
         let server = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let state = server_state.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(handle(&state, request).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match acceptor {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) => http.serve_connection(TokioIo::new(tls), service).await,
+                            Err(_) => return,
+                        },
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                    };
                 });
             }
         });
@@ -119,9 +133,15 @@ impl Emulator {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`: the endpoint's host as a plugin is configured with it.
+    /// `http://127.0.0.1:<port>` (or `https://`): the endpoint's host as a plugin is
+    /// configured with it.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.shared.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Rows ingested into a table, in column order.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::cache::{AccessToken, SourceFuture, TokenSource};
-use crate::http_client::{self, percent_encode};
+use crate::http_client::{percent_encode, HttpClient};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,7 +43,8 @@ impl TokenSource for ImdsSource {
                 .header("metadata", "true")
                 .body(Bytes::new())
                 .map_err(|e| e.to_string())?;
-            let answer = http_client::send(request, TIMEOUT)
+            let answer = HttpClient::system()
+                .send(request, TIMEOUT)
                 .await
                 .map_err(|e| format!("no answer: {e}"))?;
             let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::cache::{SourceFuture, TokenSource};
 use super::imds::{describe_error, parse_token};
-use crate::http_client::{self, form};
+use crate::http_client::{form, HttpClient};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -63,7 +63,8 @@ impl TokenSource for WorkloadIdentitySource {
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(Bytes::from(body))
                 .map_err(|e| e.to_string())?;
-            let answer = http_client::send(request, TIMEOUT)
+            let answer = HttpClient::system()
+                .send(request, TIMEOUT)
                 .await
                 .map_err(|e| format!("no answer: {e}"))?;
             let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);

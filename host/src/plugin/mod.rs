@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, Store};
 pub use state::PluginLogLine;
 use state::PluginState;
 
+use crate::http_client::HttpClient;
 use crate::identity::TokenProvider;
 use crate::outbound::OutboundPolicy;
 
@@ -58,6 +59,7 @@ pub struct PluginRuntime {
     engine: Engine,
     pre: DestinationPluginPre<PluginState>,
     limits: Limits,
+    client: HttpClient,
     /// How long compiling the component took.
     pub compile_time: Duration,
     _ticker: Arc<EpochTicker>,
@@ -91,9 +93,17 @@ impl PluginRuntime {
             engine,
             pre,
             limits,
+            client: HttpClient::system(),
             compile_time,
             _ticker: ticker,
         })
+    }
+
+    /// The client the plugins' allowed requests go out through (for example one that also
+    /// trusts the local endpoint's CA).
+    pub fn with_http_client(mut self, client: HttpClient) -> Self {
+        self.client = client;
+        self
     }
 
     /// Instantiates the plugin for one endpoint and opens its sink with `config`.
@@ -105,7 +115,7 @@ impl PluginRuntime {
         tokens: Arc<dyn TokenProvider>,
         config: Vec<(String, String)>,
     ) -> Result<PluginSink> {
-        let policy = OutboundPolicy::new(endpoint, tokens)?;
+        let policy = OutboundPolicy::new(endpoint, tokens, self.client.clone())?;
         let state = PluginState::new(name, policy, self.limits.max_memory_bytes);
         let logs = state.logs();
         let mut store = Store::new(&self.engine, state);

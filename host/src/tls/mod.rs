@@ -1,0 +1,66 @@
+//! TLS configuration: the client's trust (webpki roots plus extra CAs) and, for the local
+//! endpoint, a certificate issued on the spot by a throwaway CA.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rustls::crypto::ring::default_provider;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// Trusts the webpki roots and every certificate in `extra_ca_pem`.
+pub fn client_config(extra_ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    for certificate in CertificateDer::pem_slice_iter(extra_ca_pem) {
+        roots.add(certificate.context("reading a CA certificate")?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A server certificate for `127.0.0.1` and `localhost`, and the CA that issued it.
+pub struct LoopbackCertificate {
+    /// The CA's certificate: what a client must trust.
+    pub ca_pem: String,
+    chain: Vec<CertificateDer<'static>>,
+    key_der: Vec<u8>,
+}
+
+impl LoopbackCertificate {
+    pub fn generate() -> Result<Self> {
+        let ca_key = rcgen::KeyPair::generate()?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            "local ADX-compatible endpoint CA",
+        );
+        let ca = ca_params.self_signed(&ca_key)?;
+        let key = rcgen::KeyPair::generate()?;
+        let params = rcgen::CertificateParams::new(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+            "::1".to_string(),
+        ])?;
+        let certificate = params.signed_by(&key, &ca, &ca_key)?;
+        Ok(Self {
+            ca_pem: ca.pem(),
+            chain: vec![certificate.der().clone(), ca.der().clone()],
+            key_der: key.serialize_der(),
+        })
+    }
+
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), key)?;
+        Ok(Arc::new(config))
+    }
+}

@@ -1,0 +1,87 @@
+//! The whole path over TLS: the local endpoint serves HTTPS with a certificate from a CA made
+//! for the test, and the host trusts that CA (and only then).
+
+use std::sync::Arc;
+
+use dataflow_host::emulator::EmulatorOptions;
+use dataflow_host::http_client::HttpClient;
+use dataflow_host::identity::StaticToken;
+use dataflow_host::plugin::ErrorClass;
+use dataflow_host::tls::LoopbackCertificate;
+use end_to_end_tests::{adx_runtime, message, LocalAdx};
+
+const TABLE: &str = ".create table t (n: long)";
+
+async fn tls_endpoint() -> (LocalAdx, HttpClient) {
+    let certificate = LoopbackCertificate::generate().unwrap();
+    let trusting = HttpClient::trusting(certificate.ca_pem.as_bytes()).unwrap();
+    let mut options = EmulatorOptions::loopback("tls-token");
+    options.tls = Some(certificate.server_config().unwrap());
+    (
+        LocalAdx::start_with(TABLE, true, options, trusting.clone()).await,
+        trusting,
+    )
+}
+
+#[tokio::test]
+async fn messages_reach_an_https_endpoint_whose_ca_the_host_trusts() {
+    let (adx, trusting) = tls_endpoint().await;
+    assert!(adx.emulator.url().starts_with("https://127.0.0.1:"));
+    let runtime = adx_runtime().with_http_client(trusting);
+    let config = adx.adx_config("t", TABLE, &[("batching.latencySeconds", "0")]);
+    let mut sink = runtime
+        .open(
+            "adx",
+            &adx.emulator.url(),
+            Arc::new(StaticToken(adx.token.clone())),
+            config,
+        )
+        .await
+        .unwrap();
+    let messages: Vec<_> = (0..100)
+        .map(|n| message(n, "t", &format!("{{\"n\": {n}}}")))
+        .collect();
+    let outcome = sink.accept(&messages).await.unwrap();
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    assert_eq!(outcome.ingested.len(), 100);
+    assert_eq!(adx.emulator.rows("telemetry", "t").len(), 100);
+}
+
+#[tokio::test]
+async fn an_endpoint_with_an_untrusted_certificate_gets_nothing() {
+    let (adx, _) = tls_endpoint().await;
+    let runtime = adx_runtime(); // the system's roots only
+    let config = adx.adx_config("t", TABLE, &[("batching.latencySeconds", "0")]);
+    let mut sink = runtime
+        .open(
+            "adx",
+            &adx.emulator.url(),
+            Arc::new(StaticToken(adx.token.clone())),
+            config,
+        )
+        .await
+        .unwrap();
+    let outcome = sink
+        .accept(&[message(1, "t", r#"{"n": 1}"#)])
+        .await
+        .unwrap();
+    let failure = outcome.failure.expect("the handshake fails");
+    assert_eq!(
+        failure.class,
+        ErrorClass::Transient,
+        "kept for a retry: {}",
+        failure.message
+    );
+    assert!(outcome.ingested.is_empty());
+    assert_eq!(adx.emulator.rows("telemetry", "t").len(), 0);
+    let ingests = adx
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.starts_with("/v1/rest/ingest"))
+        .count();
+    assert_eq!(
+        ingests, 0,
+        "no request (and so no token) went over the untrusted connection"
+    );
+}
