@@ -165,7 +165,7 @@ pub fn classify(
 }
 
 /// Percent-encodes a path or query component (database and table names may hold spaces).
-fn percent_encode(text: &str) -> String {
+pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -119,18 +119,7 @@ impl HttpClient {
     }
 }
 
-/// Percent-encodes a query or form value (RFC 3986 unreserved characters stay).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use adx_destination::kusto::percent_encode;
 
 /// `a=1&b=2`, each value percent-encoded.
 pub fn form(fields: &[(&str, &str)]) -> String {

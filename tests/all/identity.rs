@@ -8,7 +8,7 @@ use dataflow_host::config::Authentication;
 use dataflow_host::emulator::EmulatorOptions;
 use dataflow_host::identity::{self, IdentityEndpoints};
 use dataflow_host::pipeline::{self, PipelineOptions, RetryPolicy};
-use dataflow_host::plugin::{Limits, PluginRuntime};
+use dataflow_host::plugin::{Limits, PluginRuntime, PluginSink};
 use dataflow_host::sources::{self, SourceMessage};
 use end_to_end_tests::identity_services::IdentityService;
 use end_to_end_tests::{adx_runtime, http_probe_wasm, message, LocalAdx};
@@ -37,6 +37,24 @@ fn endpoints(service: &IdentityService, federated_token_file: Option<String>) ->
         authority_host: service.url.clone(),
         federated_token_file,
     }
+}
+
+/// The ADX plugin against `adx`, authenticated by a system-assigned identity from `service`,
+/// sending at the end of every call.
+async fn open_with_imds(
+    runtime: &PluginRuntime,
+    service: &IdentityService,
+    adx: &LocalAdx,
+) -> PluginSink {
+    let auth = Authentication::SystemAssignedManagedIdentity {
+        audience: "https://api.kusto.windows.net".into(),
+    };
+    let tokens = identity::provider_for(&auth, &endpoints(service, None)).unwrap();
+    let config = adx.adx_config("t", TABLE, &[("batching.latencySeconds", "0")]);
+    runtime
+        .open("adx", &adx.emulator.url(), tokens, config)
+        .await
+        .unwrap()
 }
 
 /// Sends `count` messages at about `per_second`, then closes the source.
@@ -112,16 +130,8 @@ async fn system_assigned_identity_asks_imds_as_documented_and_the_endpoint_gets_
 async fn a_refused_token_is_replaced_and_the_request_sent_again_once() {
     let service = IdentityService::start(Duration::from_secs(3600)).await;
     let adx = endpoint_trusting(&service).await;
-    let auth = Authentication::SystemAssignedManagedIdentity {
-        audience: "https://api.kusto.windows.net".into(),
-    };
-    let tokens = identity::provider_for(&auth, &endpoints(&service, None)).unwrap();
     let runtime = adx_runtime();
-    let config = adx.adx_config("t", TABLE, &[("batching.latencySeconds", "0")]);
-    let mut sink = runtime
-        .open("adx", &adx.emulator.url(), tokens, config)
-        .await
-        .unwrap();
+    let mut sink = open_with_imds(&runtime, &service, &adx).await;
     assert_eq!(
         sink.accept(&[message(1, "t", r#"{"n": 1}"#)])
             .await
@@ -205,16 +215,8 @@ async fn workload_identity_exchanges_the_current_federated_token_each_time() {
 async fn short_lived_tokens_rotate_without_a_single_refused_request() {
     let service = IdentityService::start(Duration::from_secs(2)).await;
     let adx = endpoint_trusting(&service).await;
-    let auth = Authentication::SystemAssignedManagedIdentity {
-        audience: "https://api.kusto.windows.net".into(),
-    };
-    let tokens = identity::provider_for(&auth, &endpoints(&service, None)).unwrap();
     let runtime = adx_runtime();
-    let config = adx.adx_config("t", TABLE, &[("batching.latencySeconds", "0")]);
-    let mut sink = runtime
-        .open("adx", &adx.emulator.url(), tokens, config)
-        .await
-        .unwrap();
+    let mut sink = open_with_imds(&runtime, &service, &adx).await;
     let options = PipelineOptions {
         feed_chunk: 50,
         ..PipelineOptions::default()
@@ -254,16 +256,8 @@ async fn an_identity_outage_loses_nothing() {
     let service = Arc::new(IdentityService::start(Duration::from_secs(3600)).await);
     let adx = endpoint_trusting(&service).await;
     service.set_down(true);
-    let auth = Authentication::SystemAssignedManagedIdentity {
-        audience: "https://api.kusto.windows.net".into(),
-    };
-    let tokens = identity::provider_for(&auth, &endpoints(&service, None)).unwrap();
     let runtime = adx_runtime();
-    let config = adx.adx_config("t", TABLE, &[("batching.latencySeconds", "0")]);
-    let mut sink = runtime
-        .open("adx", &adx.emulator.url(), tokens, config)
-        .await
-        .unwrap();
+    let mut sink = open_with_imds(&runtime, &service, &adx).await;
     let options = PipelineOptions {
         retry: RetryPolicy {
             initial: Duration::from_millis(200),

@@ -3,6 +3,7 @@
 //! Instance Metadata Service (system- and user-assigned managed identity), workload identity
 //! (a federated token exchanged at the tenant's token endpoint), and a fixed development token.
 
+mod answer;
 mod cache;
 mod imds;
 mod workload;

@@ -2,16 +2,12 @@
 //! re-read at every exchange because it rotates, exchanged at
 //! `POST {authority}/{tenant}/oauth2/v2.0/token` for an access token.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use serde_json::Value;
 
+use super::answer::request_token;
 use super::cache::{SourceFuture, TokenSource};
-use super::imds::{describe_error, parse_token};
-use crate::http_client::{form, HttpClient};
+use crate::http_client::form;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 pub struct WorkloadIdentitySource {
@@ -63,15 +59,7 @@ impl TokenSource for WorkloadIdentitySource {
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(Bytes::from(body))
                 .map_err(|e| e.to_string())?;
-            let answer = HttpClient::system()
-                .send(request, TIMEOUT)
-                .await
-                .map_err(|e| format!("no answer: {e}"))?;
-            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-            if answer.status != 200 {
-                return Err(format!("HTTP {}: {}", answer.status, describe_error(&body)));
-            }
-            parse_token(&body)
+            request_token(request).await
         })
     }
 
