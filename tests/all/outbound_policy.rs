@@ -72,6 +72,15 @@ async fn a_plugin_cannot_set_authorization_and_the_host_token_is_injected() {
         .all(|r| r.authorization.as_deref() != Some("Bearer stolen-or-forged")));
     let logs = sink.logs();
     assert!(
+        logs.iter()
+            .any(|l| l.message.starts_with("response header")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().all(|l| !l.message.contains(&adx.token)),
+        "the plugin saw the host's token: {logs:?}"
+    );
+    assert!(
         logs.iter().any(|l| l
             .message
             .contains("header refused by the host: authorization")),

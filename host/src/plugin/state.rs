@@ -74,7 +74,14 @@ impl WasiHttpView for PluginState {
 
 impl LogHost for PluginState {
     fn log(&mut self, level: Level, message: String) {
-        let level = format!("{level:?}").to_lowercase();
+        let level = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+        .to_string();
         if matches!(level.as_str(), "warn" | "error") || std::env::var_os("DATAFLOW_LOG").is_some()
         {
             eprintln!("[{} {level}] {message}", self.name);
