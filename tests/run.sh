@@ -20,5 +20,8 @@ cargo clippy --release --target wasm32-wasip2 -p adx-destination -p wasi-outboun
 echo "== tests"
 cargo test --release --workspace --locked
 
+echo "== benchmark, short"
+cargo run --release --locked -p dataflow-host -- bench --quick
+
 echo "== demo"
 cargo run --release --locked -p dataflow-host -- demo --messages 5000 --rows 3

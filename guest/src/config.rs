@@ -8,6 +8,9 @@ pub const DEFAULT_MAX_MESSAGES: u64 = 100_000;
 pub const DEFAULT_LATENCY_SECONDS: u64 = 60;
 /// Kusto's documented limit on the data of one streaming ingestion request.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// On an edge device CPU is scarcer than the few percent of bytes a higher level saves
+/// (BENCHMARKS.md has the figures).
+pub const DEFAULT_COMPRESSION_LEVEL: u64 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamFormat {
@@ -201,6 +204,8 @@ pub struct DestinationConfig {
     pub format: StreamFormat,
     pub mapping_name: Option<String>,
     pub max_request_bytes: usize,
+    /// gzip level 1 (fastest) to 9 (smallest); 0 sends the data uncompressed.
+    pub compression_level: u32,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -214,6 +219,7 @@ const KNOWN_KEYS: &[&str] = &[
     "mappingName",
     "numericDatetimes",
     "maxRequestBytes",
+    "compressionLevel",
     "columns.<column>",
     "units.<column>",
     "required",
@@ -332,6 +338,7 @@ impl DestinationConfig {
         if max_request_bytes == 0 {
             return Err(err("maxRequestBytes: must be at least 1".to_string()));
         }
+        let compression_level = number("compressionLevel", DEFAULT_COMPRESSION_LEVEL, 9)? as u32;
 
         let format = match get("format").unwrap_or("multijson") {
             "multijson" => StreamFormat::MultiJson,
@@ -358,6 +365,7 @@ impl DestinationConfig {
             format,
             mapping_name,
             max_request_bytes,
+            compression_level,
         })
     }
 }
@@ -507,6 +515,10 @@ mod tests {
                 "columns.a: unknown metadata",
             ),
             (&[("hots", "x")], "hots: unknown setting"),
+            (
+                &[("compressionLevel", "10")],
+                "compressionLevel: 10 is outside 0..9",
+            ),
             (&[("host", "ftp://x")], "host: scheme `ftp`"),
             (
                 &[("schema", "a: nothing")],

@@ -145,9 +145,13 @@ impl<P: Platform> Destination<P> {
         let mut sent_rows = 0;
         for rows in requests {
             let data = self.batch.data_of(rows.clone());
-            let body = kusto::gzip(data);
-            let (encoded, compressed) = (data.len() as u64, body.len() as u64);
-            let request = kusto::ingest_request(&self.url, body, &self.platform.request_id());
+            let request = kusto::ingest_request(
+                &self.url,
+                data,
+                self.config.compression_level,
+                &self.platform.request_id(),
+            );
+            let (encoded, compressed) = (data.len() as u64, request.body.len() as u64);
             self.stats.requests += 1;
             let result = match self.platform.send(request) {
                 Ok(response) => kusto::classify(&self.config, &response),

@@ -47,29 +47,43 @@ pub fn ingest_url(config: &DestinationConfig) -> String {
     url
 }
 
-/// One attempt: a gzipped body and a fresh client request id.
-pub fn ingest_request(url: &str, gzipped_body: Vec<u8>, request_id: &str) -> HttpRequest {
+/// One attempt: the body (gzipped unless `compression_level` is 0) and a fresh client
+/// request id.
+pub fn ingest_request(
+    url: &str,
+    data: &[u8],
+    compression_level: u32,
+    request_id: &str,
+) -> HttpRequest {
+    let (body, encoding) = match compression_level {
+        0 => (data.to_vec(), None),
+        level => (
+            gzip(data, level),
+            Some(("content-encoding".to_string(), "gzip".to_string())),
+        ),
+    };
     HttpRequest {
         url: url.to_string(),
-        headers: vec![
-            ("content-type".into(), "application/octet-stream".into()),
-            ("content-encoding".into(), "gzip".into()),
-            (
-                "x-ms-client-request-id".into(),
-                format!("{APP_NAME};{request_id}"),
-            ),
-            ("x-ms-app".into(), APP_NAME.into()),
-            ("x-ms-client-version".into(), CLIENT_VERSION.into()),
-        ],
-        body: gzipped_body,
+        headers: encoding
+            .into_iter()
+            .chain([
+                ("content-type".into(), "application/octet-stream".into()),
+                (
+                    "x-ms-client-request-id".into(),
+                    format!("{APP_NAME};{request_id}"),
+                ),
+                ("x-ms-app".into(), APP_NAME.into()),
+                ("x-ms-client-version".into(), CLIENT_VERSION.into()),
+            ])
+            .collect(),
+        body,
     }
 }
 
-/// Fast compression: on an edge device CPU is scarcer than the few percent level 6 would save.
-pub fn gzip(data: &[u8]) -> Vec<u8> {
+pub fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(data.len() / 4),
-        flate2::Compression::fast(),
+        flate2::Compression::new(level),
     );
     encoder
         .write_all(data)
@@ -210,7 +224,10 @@ mod tests {
             ingest_url(&config(&[("mappingName", "m 1")])),
             "https://c.westeurope.kusto.windows.net/v1/rest/ingest/my%20db/thermostat?streamFormat=multijson&mappingName=m%201"
         );
-        let request = ingest_request("u", gzip(b"{}\n"), "abc");
+        let request = ingest_request("u", b"{}\n", 1, "abc");
+        let plain = ingest_request("u", b"{}\n", 0, "abc");
+        assert_eq!(plain.body, b"{}\n");
+        assert!(plain.headers.iter().all(|(k, _)| k != "content-encoding"));
         let header = |n: &str| {
             request
                 .headers

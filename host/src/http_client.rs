@@ -121,6 +121,36 @@ impl HttpClient {
 
 pub use adx_destination::kusto::percent_encode;
 
+pub type AnswerFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpAnswer, Error>> + Send + 'a>>;
+
+/// Where requests that passed the outbound policy go.
+pub trait Transport: Send + Sync {
+    fn exchange(&self, request: http::Request<Bytes>, limit: Duration) -> AnswerFuture<'_>;
+}
+
+impl Transport for HttpClient {
+    fn exchange(&self, request: http::Request<Bytes>, limit: Duration) -> AnswerFuture<'_> {
+        Box::pin(self.send(request, limit))
+    }
+}
+
+/// Answers every request at once with 200 and an empty result, without a network: for
+/// measuring a plugin alone.
+pub struct Discard;
+
+impl Transport for Discard {
+    fn exchange(&self, _request: http::Request<Bytes>, _limit: Duration) -> AnswerFuture<'_> {
+        Box::pin(async {
+            Ok(HttpAnswer {
+                status: 200,
+                headers: http::HeaderMap::new(),
+                body: Bytes::from_static(b"{\"Tables\":[]}"),
+            })
+        })
+    }
+}
+
 /// `a=1&b=2`, each value percent-encoded.
 pub fn form(fields: &[(&str, &str)]) -> String {
     fields

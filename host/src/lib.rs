@@ -2,6 +2,7 @@
 //! message streams, polices and authenticates their outbound HTTP, and ships a local
 //! ADX-compatible endpoint.
 
+pub mod bench;
 pub mod bundled;
 pub mod config;
 pub mod demo;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use dataflow_host::bench::{self, BenchOptions};
 use dataflow_host::demo::{self, DemoOptions};
 use dataflow_host::emulator::{Emulator, EmulatorOptions, STREAMING_LIMIT_BYTES};
 use dataflow_host::run::{self, RunOptions};
@@ -65,6 +66,17 @@ enum Command {
         #[arg(long)]
         trust_ca: Option<PathBuf>,
     },
+    /// Measures the plugin: the same messages through the wasm component and the same core
+    /// compiled natively, per format, gzip level and batch size.
+    Bench {
+        /// A short run (one batch size, one run), as CI does.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        messages: Option<usize>,
+        #[arg(long)]
+        runs: Option<usize>,
+    },
     /// Runs the local ADX-compatible endpoint until interrupted.
     Emulator {
         #[arg(long, default_value_t = 8080)]
@@ -110,6 +122,22 @@ async fn execute(command: Command) -> Result<()> {
             };
             let result = demo::run(&options).await?;
             demo::print_and_check(&result)
+        }
+        Command::Bench {
+            quick,
+            messages,
+            runs,
+        } => {
+            let mut options = if quick {
+                BenchOptions::quick()
+            } else {
+                BenchOptions::default()
+            };
+            options.messages = messages.unwrap_or(options.messages);
+            options.runs = runs.unwrap_or(options.runs).max(1);
+            let report = bench::run(&options).await?;
+            println!("{}", report.render());
+            Ok(())
         }
         Command::Validate { paths } => {
             let deployment = run::load(&paths)?;

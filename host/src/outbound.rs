@@ -14,7 +14,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::config::is_loopback;
-use crate::http_client::HttpClient;
+use crate::http_client::Transport;
 use crate::identity::{fingerprint, TokenProvider};
 
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -24,7 +24,7 @@ pub struct OutboundPolicy {
     scheme: Scheme,
     authority: Authority,
     tokens: Arc<dyn TokenProvider>,
-    client: HttpClient,
+    transport: Arc<dyn Transport>,
 }
 
 impl OutboundPolicy {
@@ -33,7 +33,7 @@ impl OutboundPolicy {
     pub fn new(
         endpoint: &str,
         tokens: Arc<dyn TokenProvider>,
-        client: HttpClient,
+        transport: Arc<dyn Transport>,
     ) -> anyhow::Result<Self> {
         let url = if endpoint.contains("://") {
             endpoint.to_string()
@@ -56,7 +56,7 @@ impl OutboundPolicy {
             scheme,
             authority,
             tokens,
-            client,
+            transport,
         })
     }
 
@@ -125,7 +125,7 @@ impl WasiHttpHooks for OutboundPolicy {
                     Error::InternalError(Some(format!("no token for {}: {e}", policy.authority)))
                 })?;
                 let request = with_token(&parts, body.clone(), &token)?;
-                let answer = policy.client.send(request, timeout).await?;
+                let answer = policy.transport.exchange(request, timeout).await?;
                 if answer.status == 401 && !refused_once {
                     eprintln!(
                         "{} refused {}; fetching a new token",
@@ -181,7 +181,7 @@ mod tests {
         let policy = OutboundPolicy::new(
             "https://c.westeurope.kusto.windows.net",
             Arc::new(StaticToken("t".into())),
-            HttpClient::system(),
+            Arc::new(crate::http_client::HttpClient::system()),
         )
         .unwrap();
         let allowed = |u: &str| policy.allows(&u.parse().unwrap());
@@ -196,7 +196,7 @@ mod tests {
         let local = OutboundPolicy::new(
             "http://127.0.0.1:8080",
             Arc::new(StaticToken("t".into())),
-            HttpClient::system(),
+            Arc::new(crate::http_client::HttpClient::system()),
         )
         .unwrap();
         assert!(local.allows(&"http://127.0.0.1:8080/v1".parse().unwrap()));

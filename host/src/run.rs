@@ -2,6 +2,7 @@
 //! destination in its plugin, fed from a JSON Lines file or standard input.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -62,7 +63,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         }
         None => HttpClient::system(),
     };
-    let runtime = PluginRuntime::new(&wasm, Limits::default())?.with_http_client(client);
+    let runtime = PluginRuntime::new(&wasm, Limits::default())?.with_transport(Arc::new(client));
     let mut sink = runtime
         .open(
             &plan.dataflow.name,

@@ -27,7 +27,7 @@ async fn tls_endpoint() -> (LocalAdx, HttpClient) {
 async fn messages_reach_an_https_endpoint_whose_ca_the_host_trusts() {
     let (adx, trusting) = tls_endpoint().await;
     assert!(adx.emulator.url().starts_with("https://127.0.0.1:"));
-    let runtime = adx_runtime().with_http_client(trusting);
+    let runtime = adx_runtime().with_transport(Arc::new(trusting));
     let config = adx.adx_config("t", TABLE, &[("batching.latencySeconds", "0")]);
     let mut sink = runtime
         .open(

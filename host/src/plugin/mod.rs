@@ -14,7 +14,7 @@ use wasmtime::{Config, Engine, Store};
 pub use state::PluginLogLine;
 use state::PluginState;
 
-use crate::http_client::HttpClient;
+use crate::http_client::{HttpClient, Transport};
 use crate::identity::TokenProvider;
 use crate::outbound::OutboundPolicy;
 
@@ -59,7 +59,7 @@ pub struct PluginRuntime {
     engine: Engine,
     pre: DestinationPluginPre<PluginState>,
     limits: Limits,
-    client: HttpClient,
+    transport: Arc<dyn Transport>,
     /// How long compiling the component took.
     pub compile_time: Duration,
     _ticker: Arc<EpochTicker>,
@@ -93,16 +93,16 @@ impl PluginRuntime {
             engine,
             pre,
             limits,
-            client: HttpClient::system(),
+            transport: Arc::new(HttpClient::system()),
             compile_time,
             _ticker: ticker,
         })
     }
 
-    /// The client the plugins' allowed requests go out through (for example one that also
-    /// trusts the local endpoint's CA).
-    pub fn with_http_client(mut self, client: HttpClient) -> Self {
-        self.client = client;
+    /// Where the plugins' allowed requests go: by default the network, through a client
+    /// that trusts the webpki roots.
+    pub fn with_transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -115,7 +115,7 @@ impl PluginRuntime {
         tokens: Arc<dyn TokenProvider>,
         config: Vec<(String, String)>,
     ) -> Result<PluginSink> {
-        let policy = OutboundPolicy::new(endpoint, tokens, self.client.clone())?;
+        let policy = OutboundPolicy::new(endpoint, tokens, self.transport.clone())?;
         let state = PluginState::new(name, policy, self.limits.max_memory_bytes);
         let logs = state.logs();
         let mut store = Store::new(&self.engine, state);

@@ -1,0 +1,321 @@
+//! `dataflow-host bench`: what the plugin itself costs. The same thermostat messages go
+//! through the ADX plugin component in wasmtime (its HTTP answered in-process, so no network
+//! is measured) and through the same core compiled natively, in one run, for each stream
+//! format, gzip level and batch size.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use adx_destination::destination::{Destination, Platform, TransportError};
+use adx_destination::kusto::{HttpRequest, HttpResponse};
+use adx_destination::message::Message as CoreMessage;
+
+use crate::bundled;
+use crate::http_client::Discard;
+use crate::identity::StaticToken;
+use crate::plugin::{Limits, Message, PluginRuntime};
+use crate::sources::synthetic::{thermostat_message, THERMOSTAT_TABLE};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub messages: usize,
+    pub batch_sizes: Vec<usize>,
+    pub runs: usize,
+}
+
+impl BenchOptions {
+    /// A few seconds: enough to keep the command from rotting in CI.
+    pub fn quick() -> Self {
+        Self {
+            messages: 20_000,
+            batch_sizes: vec![1000],
+            runs: 1,
+        }
+    }
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            messages: 100_000,
+            batch_sizes: vec![100, 1000, 10_000],
+            runs: 5,
+        }
+    }
+}
+
+/// Median, min and max of several runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(mut values: Vec<f64>) -> Self {
+        values.sort_by(|a, b| a.total_cmp(b));
+        Self {
+            median: values[values.len() / 2],
+            min: values[0],
+            max: values[values.len() - 1],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    pub format: &'static str,
+    pub compression_level: u32,
+    pub batch: usize,
+    /// Messages per second.
+    pub wasm: Spread,
+    pub native: Spread,
+    /// Payload megabytes per second through the plugin.
+    pub wasm_input_mb_per_s: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub cores: usize,
+    pub messages: usize,
+    pub payload_bytes: usize,
+    pub throughput: Vec<Throughput>,
+    /// One message per call, sent at once (latencySeconds 0): wasm and native.
+    pub call_wasm: Duration,
+    pub call_native: Duration,
+    pub compile: Duration,
+    pub instantiate: Spread,
+}
+
+const CASES: &[(&str, u32)] = &[
+    ("multijson", 0),
+    ("csv", 0),
+    ("multijson", 1),
+    ("multijson", 6),
+];
+
+fn config(
+    format: &str,
+    compression_level: u32,
+    batch: usize,
+    latency_seconds: u64,
+) -> Vec<(String, String)> {
+    [
+        (
+            "host",
+            "https://bench.westeurope.kusto.windows.net".to_string(),
+        ),
+        ("database", "bench".to_string()),
+        ("schema", THERMOSTAT_TABLE.to_string()),
+        ("columns.MqttTopic", "$metadata.topic".to_string()),
+        ("format", format.to_string()),
+        ("compressionLevel", compression_level.to_string()),
+        ("batching.maxMessages", batch.to_string()),
+        ("batching.latencySeconds", latency_seconds.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The native side's platform: answers 200 at once, like `Discard` does for the plugin.
+struct NativeDiscard {
+    started: Instant,
+    requests: u64,
+}
+
+impl Platform for NativeDiscard {
+    fn send(&mut self, _request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        Ok(HttpResponse {
+            status: 200,
+            ..Default::default()
+        })
+    }
+    fn now_nanos(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+    fn request_id(&mut self) -> String {
+        self.requests += 1;
+        self.requests.to_string()
+    }
+}
+
+fn native_destination(config: &[(String, String)]) -> Result<Destination<NativeDiscard>> {
+    Ok(Destination::open(
+        config,
+        NativeDiscard {
+            started: Instant::now(),
+            requests: 0,
+        },
+    )?)
+}
+
+pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
+    let base = crate::sources::now_nanos();
+    let core: Vec<CoreMessage> = (0..options.messages as u64)
+        .map(|i| {
+            let m = thermostat_message(i, base);
+            CoreMessage {
+                sequence: i,
+                topic: m.topic,
+                payload: m.payload,
+                content_type: m.content_type,
+                user_properties: m.user_properties,
+                timestamp_nanos: m.timestamp_nanos,
+            }
+        })
+        .collect();
+    let payload_bytes: usize = core.iter().map(|m| m.payload.len()).sum();
+    let wasm: Vec<Message> = core
+        .iter()
+        .map(|m| Message {
+            sequence: m.sequence,
+            topic: m.topic.clone(),
+            payload: m.payload.clone(),
+            content_type: m.content_type.clone(),
+            user_properties: m.user_properties.clone(),
+            timestamp_nanos: m.timestamp_nanos,
+        })
+        .collect();
+
+    let runtime = PluginRuntime::new(bundled::ADX_DESTINATION, Limits::default())?
+        .with_transport(Arc::new(Discard));
+    let tokens = Arc::new(StaticToken("bench".into()));
+    let endpoint = "https://bench.westeurope.kusto.windows.net";
+    let mut throughput = Vec::new();
+    let mut instantiations = Vec::new();
+    for &(format, level) in CASES {
+        for &batch in &options.batch_sizes {
+            let settings = config(format, level, batch, 60);
+            let (mut wasm_rates, mut native_rates) = (Vec::new(), Vec::new());
+            for _ in 0..options.runs {
+                let mut sink = runtime
+                    .open("bench", endpoint, tokens.clone(), settings.clone())
+                    .await?;
+                instantiations.push(sink.instantiate_time.as_secs_f64());
+                let started = Instant::now();
+                let mut ingested = 0;
+                for chunk in wasm.chunks(batch) {
+                    let outcome = sink.accept(chunk).await?;
+                    if let Some(failure) = outcome.failure {
+                        bail!("the plugin failed: {}", failure.message);
+                    }
+                    ingested += outcome.ingested.len();
+                }
+                let elapsed = started.elapsed();
+                if ingested != wasm.len() {
+                    bail!("{ingested} of {} messages ingested", wasm.len());
+                }
+                wasm_rates.push(wasm.len() as f64 / elapsed.as_secs_f64());
+
+                let mut destination = native_destination(&settings)?;
+                let chunks: Vec<Vec<CoreMessage>> =
+                    core.chunks(batch).map(<[CoreMessage]>::to_vec).collect();
+                let started = Instant::now();
+                let ingested: usize = chunks
+                    .into_iter()
+                    .map(|c| destination.accept(c).ingested.len())
+                    .sum();
+                let elapsed = started.elapsed();
+                if ingested != core.len() {
+                    bail!("{ingested} of {} messages ingested natively", core.len());
+                }
+                native_rates.push(core.len() as f64 / elapsed.as_secs_f64());
+            }
+            let wasm = Spread::of(wasm_rates);
+            throughput.push(Throughput {
+                format,
+                compression_level: level,
+                batch,
+                wasm_input_mb_per_s: wasm.median * payload_bytes as f64
+                    / options.messages as f64
+                    / 1e6,
+                wasm,
+                native: Spread::of(native_rates),
+            });
+        }
+    }
+
+    // One message per call, sent at once: the fixed cost of a call and of a request.
+    let calls = 2000.min(options.messages);
+    let single = config("multijson", 1, 1, 0);
+    let mut sink = runtime
+        .open("bench", endpoint, tokens.clone(), single.clone())
+        .await?;
+    let started = Instant::now();
+    for message in &wasm[..calls] {
+        sink.accept(std::slice::from_ref(message)).await?;
+    }
+    let call_wasm = started.elapsed() / calls as u32;
+    let mut destination = native_destination(&single)?;
+    let started = Instant::now();
+    for message in &core[..calls] {
+        destination.accept(vec![message.clone()]);
+    }
+    let call_native = started.elapsed() / calls as u32;
+
+    Ok(BenchReport {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        messages: options.messages,
+        payload_bytes,
+        throughput,
+        call_wasm,
+        call_native,
+        compile: runtime.compile_time,
+        instantiate: Spread::of(instantiations),
+    })
+}
+
+impl BenchReport {
+    pub fn render(&self) -> String {
+        let k = |v: f64| format!("{:.0}k", v / 1000.0);
+        let mut out = vec![
+            format!(
+                "{} thermostat messages ({} bytes of payload on average), {} core(s); msgs/s as median (min–max)",
+                self.messages,
+                self.payload_bytes / self.messages.max(1),
+                self.cores
+            ),
+            String::new(),
+            "| format | gzip | batch | wasm msgs/s | native msgs/s | wasm time / native | wasm input MB/s |".into(),
+            "|---|---|---|---|---|---|---|".into(),
+        ];
+        for t in &self.throughput {
+            out.push(format!(
+                "| {} | {} | {} | {} ({}–{}) | {} ({}–{}) | {:.2}× | {:.0} |",
+                t.format,
+                if t.compression_level == 0 {
+                    "none".to_string()
+                } else {
+                    format!("level {}", t.compression_level)
+                },
+                t.batch,
+                k(t.wasm.median),
+                k(t.wasm.min),
+                k(t.wasm.max),
+                k(t.native.median),
+                k(t.native.min),
+                k(t.native.max),
+                t.native.median / t.wasm.median,
+                t.wasm_input_mb_per_s
+            ));
+        }
+        out.push(String::new());
+        out.push(format!(
+            "one message per call, sent at once: {:.1} µs in wasm, {:.1} µs native",
+            self.call_wasm.as_secs_f64() * 1e6,
+            self.call_native.as_secs_f64() * 1e6
+        ));
+        out.push(format!(
+            "component compile {:.3} s; instantiation {:.0} µs median ({:.0}–{:.0})",
+            self.compile.as_secs_f64(),
+            self.instantiate.median * 1e6,
+            self.instantiate.min * 1e6,
+            self.instantiate.max * 1e6
+        ));
+        out.join("\n")
+    }
+}
