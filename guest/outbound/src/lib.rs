@@ -32,8 +32,6 @@ pub struct SendError {
     pub denied: bool,
 }
 
-/// `blocking-write-and-flush` takes at most 4096 bytes per call.
-const WRITE_CHUNK: usize = 4096;
 const READ_CHUNK: u64 = 64 * 1024;
 
 fn failed(message: String) -> SendError {
@@ -88,12 +86,25 @@ pub fn post(
         let stream = outgoing_body
             .write()
             .map_err(|_| failed("request body stream unavailable".into()))?;
-        for chunk in body.chunks(WRITE_CHUNK) {
-            // On failure the real reason arrives through the response future below.
-            if stream.blocking_write_and_flush(chunk).is_err() {
+        // As much per call as the host takes (its chunk size, 1 MiB by default), rather than
+        // `blocking-write-and-flush`'s 4096 bytes: each call is a round trip to the host.
+        // On failure the real reason arrives through the response future below.
+        let mut rest = body;
+        while !rest.is_empty() {
+            let permitted = match stream.check_write() {
+                Ok(0) => {
+                    stream.subscribe().block();
+                    continue;
+                }
+                Ok(n) => usize::try_from(n).unwrap_or(usize::MAX).min(rest.len()),
+                Err(_) => break,
+            };
+            if stream.write(&rest[..permitted]).is_err() {
                 break;
             }
+            rest = &rest[permitted..];
         }
+        let _ = stream.blocking_flush();
     }
     let _ = OutgoingBody::finish(outgoing_body, None);
 
