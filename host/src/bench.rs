@@ -155,23 +155,13 @@ fn native_destination(config: &[(String, String)]) -> Result<Destination<NativeD
 
 pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
     let base = crate::sources::now_nanos();
-    let core: Vec<CoreMessage> = (0..options.messages as u64)
-        .map(|i| {
-            let m = thermostat_message(i, base);
-            CoreMessage {
-                sequence: i,
-                topic: m.topic,
-                payload: m.payload,
-                content_type: m.content_type,
-                user_properties: m.user_properties,
-                timestamp_nanos: m.timestamp_nanos,
-            }
-        })
+    let wasm: Vec<Message> = (0..options.messages as u64)
+        .map(|i| thermostat_message(i, base).into_plugin_message(i).0)
         .collect();
-    let payload_bytes: usize = core.iter().map(|m| m.payload.len()).sum();
-    let wasm: Vec<Message> = core
+    let payload_bytes: usize = wasm.iter().map(|m| m.payload.len()).sum();
+    let core: Vec<CoreMessage> = wasm
         .iter()
-        .map(|m| Message {
+        .map(|m| CoreMessage {
             sequence: m.sequence,
             topic: m.topic.clone(),
             payload: m.payload.clone(),

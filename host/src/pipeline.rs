@@ -194,17 +194,10 @@ pub async fn run(
                 let messages: Vec<Message> = buffer
                     .drain(..)
                     .map(|m| {
-                        let sequence = next_sequence;
+                        let (message, origin) = m.into_plugin_message(next_sequence);
+                        ledger.pending.insert(next_sequence, origin);
                         next_sequence += 1;
-                        ledger.pending.insert(sequence, m.origin);
-                        Message {
-                            sequence,
-                            topic: m.topic,
-                            payload: m.payload,
-                            content_type: m.content_type,
-                            user_properties: m.user_properties,
-                            timestamp_nanos: m.timestamp_nanos,
-                        }
+                        message
                     })
                     .collect();
                 ledger.report.messages_in += messages.len() as u64;

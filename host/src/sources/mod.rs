@@ -6,6 +6,8 @@ pub mod synthetic;
 
 use tokio::sync::mpsc;
 
+use crate::plugin::Message;
+
 /// A message as a source delivers it, before the host assigns its sequence number.
 #[derive(Debug, Clone, Default)]
 pub struct SourceMessage {
@@ -16,6 +18,22 @@ pub struct SourceMessage {
     pub timestamp_nanos: u64,
     /// Where it came from, for error reports (`input.jsonl:12`, `generator:5`).
     pub origin: String,
+}
+
+impl SourceMessage {
+    /// The message as a plugin receives it, with its host-assigned sequence number, and
+    /// where it came from.
+    pub fn into_plugin_message(self, sequence: u64) -> (Message, String) {
+        let message = Message {
+            sequence,
+            topic: self.topic,
+            payload: self.payload,
+            content_type: self.content_type,
+            user_properties: self.user_properties,
+            timestamp_nanos: self.timestamp_nanos,
+        };
+        (message, self.origin)
+    }
 }
 
 pub type SourceSender = mpsc::Sender<SourceMessage>;
