@@ -79,9 +79,10 @@ impl<P: Platform> Destination<P> {
             return outcome;
         }
         let mut cells = Vec::new();
+        // Messages of one call arrive together: one clock reading (a host call in wasm) for all.
+        let now = self.platform.now_nanos();
         for message in &messages {
             self.stats.messages_accepted += 1;
-            let now = self.platform.now_nanos();
             match self.converter.convert(message, &mut cells) {
                 Ok(()) => {
                     self.encoder.encode(&cells, self.batch.buffer());
