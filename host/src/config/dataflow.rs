@@ -35,6 +35,7 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
         }
     };
     let (mut source, mut destination) = (None, None);
+    let (mut has_source, mut has_destination) = (false, false);
     for (index, operation) in operations.iter().enumerate() {
         let path = format!("spec.operations[{index}]");
         let allowed = [
@@ -48,9 +49,13 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
             continue;
         };
         match r.string(operation, &path, "operationType", true).as_deref() {
-            Some("Source") => source = read_source(r, operation, &path).map(|s| (s, path)),
+            Some("Source") => {
+                has_source = true;
+                source = read_source(r, operation, &path).map(|s| (s, path));
+            }
             Some("Destination") => {
-                destination = read_destination(r, operation, &path).map(|d| (d, path))
+                has_destination = true;
+                destination = read_destination(r, operation, &path).map(|d| (d, path));
             }
             Some("BuiltInTransformation") => {}
             Some(other) => r.report(
@@ -60,15 +65,11 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
             None => {}
         }
     }
-    if source.is_none() && !r.problems.iter().any(|p| p.path.contains("sourceSettings")) {
+    // An operation that is there but has problems was reported already.
+    if !has_source {
         r.report("spec.operations", "no Source operation");
     }
-    if destination.is_none()
-        && !r
-            .problems
-            .iter()
-            .any(|p| p.path.contains("destinationSettings"))
-    {
+    if !has_destination {
         r.report("spec.operations", "no Destination operation");
     }
     let ((source_endpoint, data_sources), source_path) = source?;
