@@ -6,7 +6,7 @@ use crate::batch::Batch;
 use crate::config::DestinationConfig;
 use crate::convert::RowConverter;
 use crate::encode::RowEncoder;
-use crate::kusto::{self, HttpRequest, HttpResponse};
+use crate::kusto::{self, HttpRequest, HttpResponse, Refusal};
 use crate::message::{DestinationError, Message, Outcome, Rejection, Statistics};
 
 /// A failure below HTTP: no answer was received.
@@ -89,6 +89,7 @@ impl<P: Platform> Destination<P> {
                     let size = self.batch.pending_len();
                     if size > self.config.max_request_bytes {
                         self.batch.discard();
+                        self.stats.messages_rejected += 1;
                         outcome.rejected.push(Rejection {
                             sequence: message.sequence,
                             reason: format!(
@@ -100,10 +101,13 @@ impl<P: Platform> Destination<P> {
                         self.batch.commit(message.sequence, now);
                     }
                 }
-                Err(e) => outcome.rejected.push(Rejection {
-                    sequence: message.sequence,
-                    reason: e.0,
-                }),
+                Err(e) => {
+                    self.stats.messages_rejected += 1;
+                    outcome.rejected.push(Rejection {
+                        sequence: message.sequence,
+                        reason: e.0,
+                    })
+                }
             }
             if self.batch.len() as u64 >= self.config.max_messages.max(1) {
                 outcome.absorb(self.send_buffered());
@@ -114,7 +118,6 @@ impl<P: Platform> Destination<P> {
                 }
             }
         }
-        self.stats.messages_rejected += outcome.rejected.len() as u64;
         if outcome.failure.is_none() && self.next_flush_due_ms() == Some(0) {
             outcome.absorb(self.send_buffered());
         }
@@ -156,14 +159,16 @@ impl<P: Platform> Destination<P> {
             self.stats.requests += 1;
             let result = match self.platform.send(request) {
                 Ok(response) => kusto::classify(&self.config, &response),
-                Err(e) if e.denied => Err(DestinationError::permanent(format!(
-                    "the host denied the request to {}: {}",
-                    self.config.base_url, e.message
-                ))),
-                Err(e) => Err(DestinationError::transient(
+                Err(e) if e.denied => {
+                    Err(Refusal::Destination(DestinationError::permanent(format!(
+                        "the host denied the request to {}: {}",
+                        self.config.base_url, e.message
+                    ))))
+                }
+                Err(e) => Err(Refusal::Destination(DestinationError::transient(
                     format!("sending to {} failed: {}", self.config.base_url, e.message),
                     None,
-                )),
+                ))),
             };
             match result {
                 Ok(()) => {
@@ -174,7 +179,21 @@ impl<P: Platform> Destination<P> {
                         .extend(self.batch.sequences_of(rows.clone()));
                     sent_rows = rows.end;
                 }
-                Err(error) => {
+                Err(Refusal::Rows(reason)) => {
+                    self.stats.failed_requests += 1;
+                    outcome
+                        .rejected
+                        .extend(
+                            self.batch
+                                .sequences_of(rows.clone())
+                                .map(|sequence| Rejection {
+                                    sequence,
+                                    reason: reason.clone(),
+                                }),
+                        );
+                    sent_rows = rows.end;
+                }
+                Err(Refusal::Destination(error)) => {
                     self.stats.failed_requests += 1;
                     outcome.failure = Some(error);
                     break;
@@ -183,6 +202,7 @@ impl<P: Platform> Destination<P> {
         }
         self.batch.remove_first(sent_rows);
         self.stats.messages_ingested += outcome.ingested.len() as u64;
+        self.stats.messages_rejected += outcome.rejected.len() as u64;
         outcome
     }
 }
@@ -360,6 +380,29 @@ mod tests {
         let bodies = rec.bodies();
         assert_eq!(bodies.len(), 3);
         assert!(bodies.iter().all(|b| b.len() <= 42));
+    }
+
+    #[test]
+    fn rows_kusto_refuses_as_malformed_are_rejected_and_the_next_request_goes_on() {
+        let (mut d, rec) = open(&[("maxRequestBytes", "42")]);
+        d.accept(messages(0..6));
+        rec.statuses.borrow_mut().extend([200, 400, 200]);
+        let out = d.flush();
+        assert_eq!(out.ingested, vec![0, 1, 4, 5]);
+        let rejected: Vec<u64> = out.rejected.iter().map(|r| r.sequence).collect();
+        assert_eq!(rejected, vec![2, 3]);
+        assert!(
+            out.rejected[0].reason.contains("HTTP 400"),
+            "{:?}",
+            out.rejected
+        );
+        assert!(out.failure.is_none());
+        assert_eq!(d.buffered(), 0);
+        let s = d.statistics();
+        assert_eq!(
+            (s.messages_ingested, s.messages_rejected, s.failed_requests),
+            (4, 2, 1)
+        );
     }
 
     #[test]

@@ -132,12 +132,24 @@ impl KustoError {
     }
 }
 
-/// Success, or the error class of a failed attempt, following the official SDKs: retry unless
-/// Kusto says `@permanent`, and never retry a request Kusto refuses as malformed.
-pub fn classify(
-    config: &DestinationConfig,
-    response: &HttpResponse,
-) -> Result<(), DestinationError> {
+/// Why Kusto did not take a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The destination as a whole cannot take data now (throttled, down, streaming off,
+    /// no permission, table missing): the rows stay buffered for a later attempt.
+    Destination(DestinationError),
+    /// Kusto refuses these rows as they are: retrying them cannot help, so they are
+    /// rejected with Kusto's error and the next rows go on.
+    Rows(String),
+}
+
+/// Error codes that speak of the destination, not of the rows sent (for example
+/// `BadRequest_StreamingIngestionPolicyNotEnabled`, `BadRequest_EntityNotFound`).
+const DESTINATION_CODE_MARKS: &[&str] = &["NotEnabled", "NotFound", "Forbidden", "Unauthorized"];
+
+/// Success, or why the attempt failed, following the official SDKs: retry unless Kusto says
+/// `@permanent`, and never retry a request Kusto refuses as malformed.
+pub fn classify(config: &DestinationConfig, response: &HttpResponse) -> Result<(), Refusal> {
     let status = response.status;
     if (200..300).contains(&status) {
         return Ok(());
@@ -148,9 +160,10 @@ pub fn classify(
         "HTTP {status} ingesting into {target}: {}",
         error.describe()
     );
+    let destination = |e: DestinationError| Err(Refusal::Destination(e));
     if error.code == "BadRequest_StreamingIngestionPolicyNotEnabled" {
-        return Err(DestinationError::permanent(format!(
-            "{described}. Streaming ingestion is off: run `.alter database ['{}'] policy streamingingestion enable` (or `.alter table {} policy streamingingestion enable`) in the cluster, then restart the dataflow",
+        return destination(DestinationError::permanent(format!(
+            "{described}. Streaming ingestion is off: run `.alter database ['{}'] policy streamingingestion enable` (or `.alter table {} policy streamingingestion enable`) in the cluster; sending resumes once it is on",
             config.database, config.table
         )));
     }
@@ -158,23 +171,29 @@ pub fn classify(
         .header("retry-after")
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|seconds| (seconds * 1000.0) as u64);
+    let about_destination = DESTINATION_CODE_MARKS
+        .iter()
+        .any(|mark| error.code.contains(mark));
     match status {
-        401 => Err(DestinationError::transient(
+        401 => destination(DestinationError::transient(
             format!("{described} (the token was refused; the host will fetch a new one)"),
             retry_after_ms,
         )),
-        403 => Err(DestinationError::permanent(format!(
+        403 => destination(DestinationError::permanent(format!(
             "{described}. The identity lacks permission: grant it the Ingestor role on database {}",
             config.database
         ))),
-        404 => Err(DestinationError::permanent(format!(
+        404 => destination(DestinationError::permanent(format!(
             "{described}. Check that database {} and table {} exist",
             config.database, config.table
         ))),
-        408 | 429 => Err(DestinationError::transient(described, retry_after_ms)),
-        400..=499 if error.permanent != Some(false) => Err(DestinationError::permanent(described)),
-        _ if error.permanent == Some(true) => Err(DestinationError::permanent(described)),
-        _ => Err(DestinationError::transient(described, retry_after_ms)),
+        408 | 429 => destination(DestinationError::transient(described, retry_after_ms)),
+        400..=499 if error.permanent != Some(false) && about_destination => {
+            destination(DestinationError::permanent(described))
+        }
+        400..=499 if error.permanent != Some(false) => Err(Refusal::Rows(described)),
+        _ if error.permanent == Some(true) => destination(DestinationError::permanent(described)),
+        _ => destination(DestinationError::transient(described, retry_after_ms)),
     }
 }
 
@@ -254,7 +273,7 @@ mod tests {
     #[test]
     fn streaming_policy_off_is_permanent_and_names_the_fix() {
         let body = r#"{"error":{"code":"BadRequest_StreamingIngestionPolicyNotEnabled","message":"Request is invalid and cannot be executed.","@type":"Kusto.DataNode.Exceptions.StreamingIngestionPolicyNotEnabledException","@message":"Streaming ingestion policy is not enabled for the table","@permanent":true}}"#;
-        let e = classify(&config(&[]), &response(400, body)).unwrap_err();
+        let e = destination_error(classify(&config(&[]), &response(400, body)));
         assert_eq!(e.class, ErrorClass::Permanent);
         assert!(
             e.message
@@ -268,51 +287,68 @@ mod tests {
     #[test]
     fn classifies_statuses_like_the_official_clients() {
         let c = config(&[]);
+        let class = |status: u16, body: &str| {
+            destination_error(classify(&c, &response(status, body))).class
+        };
         assert!(classify(&c, &response(200, "")).is_ok());
-        let throttled = classify(&c, &response(429, "")).unwrap_err();
+        let throttled = destination_error(classify(&c, &response(429, "")));
         assert_eq!(
             (throttled.class, throttled.retry_after_ms),
             (ErrorClass::Transient, Some(2000))
         );
+        assert_eq!(class(503, "oops"), ErrorClass::Transient);
+        assert_eq!(class(520, ""), ErrorClass::Transient);
         assert_eq!(
-            classify(&c, &response(503, "oops")).unwrap_err().class,
-            ErrorClass::Transient
-        );
-        assert_eq!(
-            classify(&c, &response(520, "")).unwrap_err().class,
-            ErrorClass::Transient
-        );
-        assert_eq!(
-            classify(
-                &c,
-                &response(500, r#"{"error":{"code":"X","@permanent":true}}"#)
-            )
-            .unwrap_err()
-            .class,
+            class(500, r#"{"error":{"code":"X","@permanent":true}}"#),
             ErrorClass::Permanent
         );
         assert_eq!(
-            classify(
-                &c,
-                &response(400, r#"{"error":{"code":"X","@permanent":false}}"#)
-            )
-            .unwrap_err()
-            .class,
+            class(400, r#"{"error":{"code":"X","@permanent":false}}"#),
             ErrorClass::Transient
         );
-        assert_eq!(
-            classify(&c, &response(400, "{}")).unwrap_err().class,
-            ErrorClass::Permanent
-        );
-        assert_eq!(
-            classify(&c, &response(401, "")).unwrap_err().class,
-            ErrorClass::Transient
-        );
-        let forbidden = classify(&c, &response(403, "")).unwrap_err();
+        assert_eq!(class(401, ""), ErrorClass::Transient);
+        let forbidden = destination_error(classify(&c, &response(403, "")));
         assert!(forbidden.message.contains("Ingestor"));
-        assert!(classify(&c, &response(404, ""))
-            .unwrap_err()
+        assert!(destination_error(classify(&c, &response(404, "")))
             .message
             .contains("exist"));
+        assert_eq!(
+            class(
+                400,
+                r#"{"error":{"code":"BadRequest_EntityNotFound","@permanent":true}}"#
+            ),
+            ErrorClass::Permanent
+        );
+    }
+
+    #[test]
+    fn a_bad_request_about_the_data_refuses_the_rows_not_the_destination() {
+        let c = config(&[]);
+        let body =
+            r#"{"error":{"code":"BadRequest_InvalidBlob","message":"bad json","@permanent":true}}"#;
+        match classify(&c, &response(400, body)) {
+            Err(Refusal::Rows(reason)) => {
+                assert!(
+                    reason.contains("HTTP 400") && reason.contains("BadRequest_InvalidBlob"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify(&c, &response(400, "{}")),
+            Err(Refusal::Rows(_))
+        ));
+        assert!(matches!(
+            classify(&c, &response(413, "")),
+            Err(Refusal::Rows(_))
+        ));
+    }
+
+    fn destination_error(result: Result<(), Refusal>) -> DestinationError {
+        match result {
+            Err(Refusal::Destination(e)) => e,
+            other => panic!("expected a destination error, got {other:?}"),
+        }
     }
 }
