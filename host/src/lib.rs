@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bundled;
 pub mod config;
+pub mod dead_letter;
 pub mod demo;
 pub mod emulator;
 pub mod http_client;

@@ -36,6 +36,7 @@ pub async fn read_lines(
             user_properties: Vec::new(),
             timestamp_nanos: now_nanos(),
             origin: format!("{name}:{line_number}"),
+            receipt: None,
         };
         if sender.send(message).await.is_err() {
             break;

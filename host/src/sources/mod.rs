@@ -18,6 +18,15 @@ pub struct SourceMessage {
     pub timestamp_nanos: u64,
     /// Where it came from, for error reports (`input.jsonl:12`, `generator:5`).
     pub origin: String,
+    /// What the source needs to acknowledge this message (an MQTT packet id); none for
+    /// sources that take no acknowledgements.
+    pub receipt: Option<u64>,
+}
+
+/// A source that wants to hear when its messages are settled (ingested, or dead-lettered
+/// with a reason). Receipts arrive in the order the messages did.
+pub trait Acknowledger: Send {
+    fn acknowledge(&mut self, receipts: &[u64]);
 }
 
 impl SourceMessage {

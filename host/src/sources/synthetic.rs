@@ -29,6 +29,7 @@ pub fn thermostat_message(index: u64, base_time_nanos: u64) -> SourceMessage {
         user_properties: vec![("device".into(), format!("thermostat-{device:02}"))],
         timestamp_nanos: base_time_nanos + index * 1_000_300,
         origin: format!("generator:{index}"),
+        receipt: None,
     }
 }
 

@@ -1,0 +1,299 @@
+//! Drives one source through one plugin sink: feeds messages in chunks, flushes when the
+//! plugin's latency bound is due, retries transient failures with backoff, pauses on
+//! permanent errors about the destination until they are fixed, writes rejected messages to
+//! the dead-letter sink, and tells the source, in order, which messages are settled. Every
+//! message ends ingested, dead-lettered with a reason, or unacknowledged (and so delivered
+//! again by a source that keeps them, like an MQTT broker).
+
+mod ledger;
+mod retry;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::sync::watch;
+
+use crate::dead_letter::DeadLetterSink;
+use crate::plugin::{describe, ErrorClass, Message, Outcome, PluginSink, Statistics};
+use crate::sources::{Acknowledger, SourceReceiver};
+use ledger::Ledger;
+pub use retry::{RetryPolicy, Shutdown, Waited};
+
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Messages handed to the plugin per call.
+    pub feed_chunk: usize,
+    /// Messages taken from the source and not yet released back to it. At this bound the
+    /// pipeline stops reading and flushes: the source (the broker) holds the rest.
+    pub max_in_flight: usize,
+    /// Backoff for transient failures.
+    pub retry: RetryPolicy,
+    /// Probing interval while the endpoint is paused by a permanent error.
+    pub pause: RetryPolicy,
+    /// After a shutdown request: how long to keep trying to deliver what was taken.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            feed_chunk: 1000,
+            max_in_flight: 200_000,
+            retry: RetryPolicy::default(),
+            pause: RetryPolicy::pause(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where settled messages are reported: the source's acknowledgements, the dead-letter sink,
+/// and the signal that asks the pipeline to stop.
+pub struct Delivery {
+    pub acknowledger: Option<Box<dyn Acknowledger>>,
+    pub dead_letters: DeadLetterSink,
+    pub shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            acknowledger: None,
+            dead_letters: DeadLetterSink::ReportOnly,
+            shutdown: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PipelineReport {
+    pub messages_in: u64,
+    pub ingested: u64,
+    pub rejected: u64,
+    /// `(origin, reason)` of the first rejected messages.
+    pub rejections: Vec<(String, String)>,
+    /// Messages neither ingested nor rejected when the pipeline stopped.
+    pub unacknowledged: u64,
+    /// Why the pipeline stopped early, if it did.
+    pub failure: Option<String>,
+    pub statistics: Option<Statistics>,
+    pub elapsed: Duration,
+}
+
+impl PipelineReport {
+    /// A short account of the run, one figure per line.
+    pub fn summary(&self) -> Vec<String> {
+        let seconds = self.elapsed.as_secs_f64();
+        let mut lines = vec![
+            format!("messages in        {}", self.messages_in),
+            format!("rows ingested      {}", self.ingested),
+            format!("rejected           {}", self.rejected),
+            format!("unacknowledged     {}", self.unacknowledged),
+        ];
+        if let Some(stats) = &self.statistics {
+            let mb = |b: u64| b as f64 / 1_000_000.0;
+            lines.push(format!(
+                "requests           {} ({} failed)",
+                stats.requests, stats.failed_requests
+            ));
+            lines.push(format!(
+                "bytes before gzip  {:.2} MB",
+                mb(stats.bytes_encoded)
+            ));
+            lines.push(format!(
+                "bytes after gzip   {:.2} MB ({:.1}x smaller)",
+                mb(stats.bytes_sent),
+                stats.bytes_encoded as f64 / stats.bytes_sent.max(1) as f64
+            ));
+        }
+        lines.push(format!("elapsed            {seconds:.3} s"));
+        lines.push(format!(
+            "throughput         {:.0} msgs/s",
+            self.messages_in as f64 / seconds.max(1e-9)
+        ));
+        for (origin, reason) in &self.rejections {
+            lines.push(format!("rejected {origin}: {reason}"));
+        }
+        lines
+    }
+
+    /// Every message ingested or rejected with a reason, and nothing failed.
+    pub fn all_accounted_for(&self) -> bool {
+        self.failure.is_none()
+            && self.unacknowledged == 0
+            && self.ingested + self.rejected == self.messages_in
+    }
+}
+
+/// Runs until the source ends: every message is settled or the report says why not.
+pub async fn run(
+    sink: &mut PluginSink,
+    source: SourceReceiver,
+    options: &PipelineOptions,
+) -> Result<PipelineReport> {
+    run_with(sink, source, Delivery::default(), options).await
+}
+
+/// Runs until the source ends or a shutdown is requested.
+pub async fn run_with(
+    sink: &mut PluginSink,
+    mut source: SourceReceiver,
+    delivery: Delivery,
+    options: &PipelineOptions,
+) -> Result<PipelineReport> {
+    let started = Instant::now();
+    let mut run = Run {
+        ledger: Ledger::new(),
+        dead_letters: delivery.dead_letters,
+        acknowledger: delivery.acknowledger,
+        shutdown: Shutdown::new(delivery.shutdown, options.shutdown_grace),
+        options,
+    };
+    let mut buffer = Vec::with_capacity(options.feed_chunk);
+
+    let mut stopped = loop {
+        if run.shutdown.is_requested() {
+            break None;
+        }
+        let room = options.max_in_flight.saturating_sub(run.ledger.in_flight());
+        if room == 0 {
+            let outcome = sink.flush().await?;
+            match run.settle(sink, outcome).await? {
+                Settled::Clear | Settled::Interrupted => continue,
+                Settled::Stop(reason) => break Some(reason),
+            }
+        }
+        let due = if run.ledger.unsettled() == 0 {
+            None
+        } else {
+            sink.next_flush_due().await?
+        };
+        let outcome = tokio::select! {
+            received = source.recv_many(&mut buffer, options.feed_chunk.min(room)) => {
+                if received == 0 {
+                    break None;
+                }
+                let first = run.ledger.next_sequence();
+                let (messages, sources): (Vec<Message>, Vec<(String, Option<u64>)>) = buffer
+                    .drain(..)
+                    .zip(first..)
+                    .map(|(m, sequence)| {
+                        let receipt = m.receipt;
+                        let (message, origin) = m.into_plugin_message(sequence);
+                        (message, (origin, receipt))
+                    })
+                    .unzip();
+                let outcome = sink.accept(&messages).await?;
+                run.ledger.admit(messages, sources);
+                outcome
+            }
+            _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => sink.flush().await?,
+            _ = run.shutdown.requested() => continue,
+        };
+        match run.settle(sink, outcome).await? {
+            Settled::Clear | Settled::Interrupted => {}
+            Settled::Stop(reason) => break Some(reason),
+        }
+    };
+
+    // The source ended or a shutdown was asked for: send what the plugin holds. After a
+    // shutdown request, retries last at most the grace period.
+    if stopped.is_none() {
+        run.shutdown.start_grace();
+        let outcome = sink.close().await?;
+        if let Settled::Stop(reason) = run.settle(sink, outcome).await? {
+            stopped = Some(reason);
+        } else if run.ledger.unsettled() > 0 {
+            stopped = Some(format!(
+                "shut down with {} message(s) not yet accepted by the destination; the source delivers them again",
+                run.ledger.unsettled()
+            ));
+        }
+    }
+
+    let mut report = std::mem::take(&mut run.ledger.report);
+    report.failure = stopped;
+    report.unacknowledged = run.ledger.unsettled() as u64;
+    report.statistics = Some(sink.statistics().await?);
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+enum Settled {
+    /// Everything in the outcome is recorded and nothing failed.
+    Clear,
+    /// A shutdown was asked for while waiting to retry.
+    Interrupted,
+    /// The pipeline cannot go on.
+    Stop(String),
+}
+
+struct Run<'a> {
+    ledger: Ledger,
+    dead_letters: DeadLetterSink,
+    acknowledger: Option<Box<dyn Acknowledger>>,
+    shutdown: Shutdown,
+    options: &'a PipelineOptions,
+}
+
+impl Run<'_> {
+    /// Records an outcome (dead letters written before anything is acknowledged) and, on a
+    /// failure, waits and flushes again until it clears: transient failures with backoff,
+    /// permanent ones (about the destination) by probing at the pause interval.
+    async fn settle(&mut self, sink: &mut PluginSink, mut outcome: Outcome) -> Result<Settled> {
+        let mut attempt = 0;
+        loop {
+            self.record(&outcome).await?;
+            let Some(failure) = outcome.failure.take() else {
+                return Ok(Settled::Clear);
+            };
+            let policy = match failure.class {
+                ErrorClass::Transient => &self.options.retry,
+                ErrorClass::Permanent => &self.options.pause,
+                ErrorClass::Configuration => return Ok(Settled::Stop(describe(&failure))),
+            };
+            attempt += 1;
+            if policy.max_attempts.is_some_and(|max| attempt >= max) {
+                return Ok(Settled::Stop(format!(
+                    "{} (gave up after {attempt} attempts)",
+                    describe(&failure)
+                )));
+            }
+            let delay = policy.delay(
+                attempt - 1,
+                failure.retry_after_ms.map(Duration::from_millis),
+            );
+            let state = match failure.class {
+                ErrorClass::Permanent => "endpoint paused, nothing acknowledged; trying again",
+                _ => "retrying",
+            };
+            eprintln!(
+                "{}; {state} in {:.1} s",
+                describe(&failure),
+                delay.as_secs_f64()
+            );
+            match self.shutdown.wait(delay).await {
+                Waited::Elapsed => {}
+                Waited::ShutdownRequested => return Ok(Settled::Interrupted),
+                Waited::OutOfTime => {
+                    return Ok(Settled::Stop(format!(
+                        "{} (the shutdown grace period ran out)",
+                        describe(&failure)
+                    )))
+                }
+            }
+            outcome = sink.flush().await?;
+        }
+    }
+
+    async fn record(&mut self, outcome: &Outcome) -> Result<()> {
+        let letters = self.ledger.record(outcome);
+        self.dead_letters.write(&letters).await?;
+        let receipts = self.ledger.release();
+        if let Some(acknowledger) = &mut self.acknowledger {
+            if !receipts.is_empty() {
+                acknowledger.acknowledge(&receipts);
+            }
+        }
+        Ok(())
+    }
+}
