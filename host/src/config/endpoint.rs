@@ -2,6 +2,7 @@
 
 use serde_yaml::Mapping;
 
+use super::mqtt::{self, MqttEndpoint};
 use super::problem::{join, Reader};
 
 pub const DEFAULT_AUDIENCE: &str = "https://api.kusto.windows.net";
@@ -54,9 +55,7 @@ pub struct DataExplorerEndpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndpointKind {
     DataExplorer(DataExplorerEndpoint),
-    Mqtt {
-        host: Option<String>,
-    },
+    Mqtt(MqttEndpoint),
     /// Another endpoint type of Azure IoT Operations this host does not run.
     Other(String),
 }
@@ -122,13 +121,8 @@ pub fn read(
             EndpointKind::DataExplorer(read_data_explorer(r, settings, plugin)?)
         }
         "Mqtt" => {
-            let host = spec
-                .get(*settings_key)
-                .and_then(|s| s.as_mapping())
-                .and_then(|s| s.get("host"))
-                .and_then(|h| h.as_str())
-                .map(str::to_string);
-            EndpointKind::Mqtt { host }
+            let settings = r.required_mapping(spec, "spec", settings_key, mqtt::SETTINGS)?;
+            EndpointKind::Mqtt(mqtt::read(r, settings, "spec.mqttSettings")?)
         }
         other => EndpointKind::Other(other.to_string()),
     };

@@ -4,6 +4,7 @@
 
 mod dataflow;
 mod endpoint;
+mod mqtt;
 mod problem;
 mod table;
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub use endpoint::{
     is_loopback, Authentication, DataExplorerEndpoint, Endpoint, EndpointKind, DEFAULT_AUDIENCE,
     DEFAULT_SCOPE, PLUGIN_ANNOTATION,
 };
+pub use mqtt::MqttEndpoint;
 use problem::Reader;
 pub use problem::{did_you_mean, Problem};
 pub use table::{Table, TABLE_API_VERSION};
@@ -52,6 +54,9 @@ struct DeclaredEndpoint {
 #[derive(Debug, Clone)]
 pub struct DestinationPlan {
     pub dataflow: Dataflow,
+    /// The source's broker; `None` for the built-in `default` endpoint, whose address the
+    /// command line gives.
+    pub source: Option<MqttEndpoint>,
     pub endpoint: DataExplorerEndpoint,
     pub plugin_config: Vec<(String, String)>,
 }
@@ -293,8 +298,16 @@ impl Deployment {
                     ),
                 ];
                 plugin_config.extend(table.settings.iter().cloned());
+                let source = match self.endpoint(&dataflow.source_endpoint) {
+                    Some(Endpoint {
+                        kind: EndpointKind::Mqtt(mqtt),
+                        ..
+                    }) => Some(mqtt.clone()),
+                    _ => None,
+                };
                 Some(DestinationPlan {
                     dataflow: dataflow.clone(),
+                    source,
                     endpoint: endpoint.clone(),
                     plugin_config,
                 })

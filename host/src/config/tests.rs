@@ -331,3 +331,58 @@ fn yaml_that_does_not_parse_names_the_file() {
         "{problems:?}"
     );
 }
+
+const BROKER: &str = r#"
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata:
+  name: plant-broker
+spec:
+  endpointType: Mqtt
+  mqttSettings:
+    host: 127.0.0.1:2883
+    clientIdPrefix: edge1
+    maxInflightMessages: 5000
+    sessionExpirySeconds: 600
+    tls:
+      mode: Disabled
+    authentication:
+      method: Anonymous
+"#;
+
+#[test]
+fn a_broker_endpoint_gives_the_source_of_the_plan() {
+    let dataflow = DATAFLOW.replace("endpointRef: default", "endpointRef: plant-broker");
+    let deployment = load(&[ENDPOINT_V1BETA1, BROKER, &dataflow, TABLE]).unwrap();
+    let plans = deployment.destination_plans();
+    let source = plans[0].source.as_ref().unwrap();
+    assert_eq!((source.host.as_str(), source.port), ("127.0.0.1", 2883));
+    assert_eq!(source.max_inflight_messages, 5000);
+    assert_eq!(source.session_expiry_seconds, 600);
+    assert_eq!(source.client_id_prefix.as_deref(), Some("edge1"));
+    let builtin = load(&[ENDPOINT_V1BETA1, DATAFLOW, TABLE]).unwrap();
+    assert_eq!(builtin.destination_plans()[0].source, None);
+}
+
+#[test]
+fn broker_settings_this_host_cannot_honour_are_each_reported() {
+    let broker = BROKER
+        .replace("host: 127.0.0.1:2883", "host: 127.0.0.1:port")
+        .replace(
+            "maxInflightMessages: 5000",
+            "maxInflightMessages: 70000\n    qos: 0",
+        )
+        .replace("mode: Disabled", "mode: Enabled")
+        .replace("method: Anonymous", "method: X509Certificate");
+    let problems = load(&[broker.as_str()]).unwrap_err();
+    assert_eq!(
+        problems,
+        vec![
+            "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.host: `127.0.0.1:port`: the port `port` is not a number 1..65535",
+            "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.maxInflightMessages: 70000 is outside 1..65535",
+            "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.qos: this host reads with QoS 1 only (at least once): QoS 0 can lose messages",
+            "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.tls.mode: `Enabled`: this host connects to brokers without TLS only (set `Disabled`, for a broker on this machine or a trusted network)",
+            "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.authentication.method: `X509Certificate` is not supported by this host for brokers (supported: Anonymous)",
+        ]
+    );
+}
