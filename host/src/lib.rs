@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bundled;
+pub mod cli;
 pub mod config;
 pub mod dead_letter;
 pub mod demo;

@@ -1,29 +1,47 @@
-//! `dataflow-host run`: the dataflows of a set of YAML resources, each Azure Data Explorer
-//! destination in its plugin, fed from a JSON Lines file or standard input.
+//! `dataflow-host run`: a dataflow of a set of YAML resources, its Azure Data Explorer
+//! destination in its plugin, fed from its MQTT topics (or a JSON Lines file).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use tokio::sync::watch;
 
 use crate::bundled;
-use crate::config::{Deployment, DestinationPlan};
+use crate::config::{Deployment, DestinationPlan, MqttEndpoint};
+use crate::dead_letter::DeadLetterSink;
 use crate::http_client::HttpClient;
 use crate::identity::{self, IdentityEndpoints};
-use crate::pipeline::{self, PipelineOptions, PipelineReport};
+use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
 use crate::plugin::{Limits, PluginRuntime};
+use crate::sources::mqtt::{self, MqttSourceOptions};
 use crate::sources::{self, jsonl};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub config: Vec<PathBuf>,
-    /// JSON Lines to feed the dataflow (`-` for standard input).
+    /// JSON Lines to feed the dataflow (`-` for standard input); without it the dataflow
+    /// reads its MQTT topics.
     pub input: Option<String>,
     /// Which dataflow, when the configuration holds several.
     pub dataflow: Option<String>,
     /// A PEM file of CA certificates to trust besides the system's (a local endpoint's).
     pub trust_ca: Option<PathBuf>,
+    /// The broker behind the built-in `default` endpoint, `host:port`.
+    pub broker: Option<String>,
+    /// This host's name among several reading one shared subscription; part of the MQTT
+    /// client id, so it must stay the same across restarts.
+    pub instance: Option<String>,
+    /// The JSON Lines file for messages the destination rejects.
+    pub dead_letter: Option<PathBuf>,
+    /// Set to `true` to stop: stop reading, deliver what was taken, acknowledge, return.
+    pub shutdown: Option<watch::Receiver<bool>>,
+    /// Probing interval while the endpoint is paused by a permanent error.
+    pub pause: Option<RetryPolicy>,
 }
+
+/// The broker of the built-in `default` endpoint when none is given.
+pub const DEFAULT_BROKER: &str = "localhost:1883";
 
 /// Loads and checks the configuration; the error lists every problem, one per line.
 pub fn load(paths: &[PathBuf]) -> Result<Deployment> {
@@ -41,13 +59,6 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     let deployment = load(&options.config)?;
     let plans = deployment.destination_plans();
     let plan = choose(&plans, options.dataflow.as_deref())?;
-    let Some(input) = options.input.clone() else {
-        bail!(
-            "dataflow {} reads MQTT topics {:?}; this build reads messages from a file: give --input FILE (or - for standard input)",
-            plan.dataflow.name,
-            plan.dataflow.data_sources
-        );
-    };
     let tokens = identity::provider_for(
         &plan.endpoint.authentication,
         &IdentityEndpoints::from_env(),
@@ -72,12 +83,91 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
             plan.plugin_config.clone(),
         )
         .await?;
-    let (sender, receiver) = sources::channel();
-    // Lines from a file carry the file's path as their topic (there is no MQTT topic).
-    let producer = tokio::spawn(async move { jsonl::read_path(&input, &input, sender).await });
-    let report = pipeline::run(&mut sink, receiver, &PipelineOptions::default()).await?;
-    producer.await??;
-    Ok(report)
+    let dead_letter_path = options
+        .dead_letter
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.dead-letter.jsonl", plan.dataflow.name)));
+    let dead_letters = DeadLetterSink::json_lines(&dead_letter_path).await?;
+    eprintln!(
+        "dataflow {}: into {} {}.{}; rejected messages go to {}",
+        plan.dataflow.name,
+        plan.endpoint.host,
+        plan.endpoint.database,
+        plan.dataflow.data_destination,
+        dead_letters.describe()
+    );
+    let mut pipeline_options = PipelineOptions::default();
+    if let Some(pause) = &options.pause {
+        pipeline_options.pause = pause.clone();
+    }
+    let mut delivery = Delivery {
+        acknowledger: None,
+        dead_letters,
+        shutdown: options.shutdown.clone(),
+    };
+
+    if let Some(input) = options.input.clone() {
+        let (sender, receiver) = sources::channel();
+        // Lines from a file carry the file's path as their topic (there is no MQTT topic).
+        let producer = tokio::spawn(async move { jsonl::read_path(&input, &input, sender).await });
+        let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await?;
+        producer.abort();
+        if let Ok(result) = producer.await {
+            result?;
+        }
+        return Ok(report);
+    }
+
+    let source_options = mqtt_source(plan, &deployment, options)?;
+    eprintln!(
+        "reading {} from the MQTT broker at {}:{} as client `{}`, at most {} message(s) in flight",
+        plan.dataflow.data_sources.join(", "),
+        source_options.endpoint.host,
+        source_options.endpoint.port,
+        source_options.client_id,
+        source_options.window()
+    );
+    pipeline_options.max_in_flight = source_options.window();
+    let (sender, receiver) = sources::channel_for_window(source_options.window());
+    let (source, acknowledger) = mqtt::start(&source_options, sender);
+    delivery.acknowledger = Some(acknowledger);
+    let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
+    source.stop().await?;
+    report
+}
+
+/// The MQTT source of a dataflow: its endpoint (or the `default` broker) and a client id
+/// that stays the same across restarts, so the broker keeps the session.
+fn mqtt_source(
+    plan: &DestinationPlan,
+    deployment: &Deployment,
+    options: &RunOptions,
+) -> Result<MqttSourceOptions> {
+    let dataflow = &plan.dataflow;
+    let endpoint = match &plan.source {
+        Some(endpoint) => endpoint.clone(),
+        None => match deployment.endpoint(&dataflow.source_endpoint) {
+            Some(other) => bail!(
+                "dataflow {} reads from endpoint `{}`, which is not an MQTT broker: this host reads MQTT sources (or a file, with --input)",
+                dataflow.name,
+                other.name
+            ),
+            None => {
+                let address = options.broker.as_deref().unwrap_or(DEFAULT_BROKER);
+                MqttEndpoint::at(address).map_err(|e| anyhow!("--broker: {e}"))?
+            }
+        },
+    };
+    let prefix = endpoint
+        .client_id_prefix
+        .clone()
+        .unwrap_or_else(|| "dataflow-host-".to_string());
+    let instance = options.instance.as_deref().unwrap_or("0");
+    Ok(MqttSourceOptions {
+        client_id: format!("{prefix}{}-{instance}", dataflow.name),
+        endpoint,
+        filters: dataflow.data_sources.clone(),
+    })
 }
 
 fn choose<'a>(plans: &'a [DestinationPlan], name: Option<&str>) -> Result<&'a DestinationPlan> {

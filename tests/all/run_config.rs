@@ -33,8 +33,8 @@ async fn the_local_example_runs_a_file_into_the_table() {
     let report = run::run(&RunOptions {
         config: vec![dir.clone()],
         input: Some(input.display().to_string()),
-        dataflow: None,
-        trust_ca: None,
+        dead_letter: Some(dir.join("dead-letter.jsonl")),
+        ..RunOptions::default()
     })
     .await
     .unwrap();
@@ -50,6 +50,22 @@ async fn the_local_example_runs_a_file_into_the_table() {
         "{:?}",
         report.rejections
     );
+    let dead_letters: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.join("dead-letter.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    assert_eq!(dead_letters.len(), 2, "{dead_letters:?}");
+    assert!(dead_letters[0]["payload"]
+        .as_str()
+        .unwrap()
+        .contains("\"n/a\""));
+    assert!(dead_letters[0]["origin"]
+        .as_str()
+        .unwrap()
+        .ends_with("input.jsonl:2"));
+    assert_eq!(dead_letters[1]["reason"], json!(report.rejections[1].1));
     let rows = adx.emulator.rows("telemetry", "thermostat");
     assert_eq!(
         rows,
@@ -79,8 +95,7 @@ async fn run_refuses_a_configuration_with_problems_and_lists_them() {
     let error = run::run(&RunOptions {
         config: vec![dir.clone()],
         input: Some("-".into()),
-        dataflow: None,
-        trust_ca: None,
+        ..RunOptions::default()
     })
     .await
     .unwrap_err()

@@ -4,10 +4,10 @@
 //! bodies. Used embedded by the demo and the tests, or standalone (`dataflow-host emulator`).
 
 mod cluster;
+pub mod faults;
 pub mod formats;
 mod responses;
 
-use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use adx_destination::schema::Column;
 pub use cluster::Cluster;
 use cluster::IngestRequest;
+use faults::{Fault, FaultKind, Faults};
 use formats::Format;
 pub use responses::KustoFailure;
 
@@ -46,6 +47,8 @@ pub struct EmulatorOptions {
     pub streaming_limit_bytes: usize,
     /// Serve HTTPS with this configuration instead of HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Faults injected into ingestion requests.
+    pub faults: Vec<Fault>,
 }
 
 impl EmulatorOptions {
@@ -56,6 +59,7 @@ impl EmulatorOptions {
             token_check: None,
             streaming_limit_bytes: STREAMING_LIMIT_BYTES,
             tls: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -74,6 +78,7 @@ pub struct RecordedRequest {
 
 struct Shared {
     cluster: Mutex<Cluster>,
+    faults: Faults,
     options: EmulatorOptions,
     requests: Mutex<Vec<RecordedRequest>>,
 }
@@ -90,6 +95,7 @@ impl Emulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             cluster: Mutex::new(Cluster::default()),
+            faults: Faults::new(options.faults.clone()),
             options,
             requests: Mutex::new(Vec::new()),
         });
@@ -109,7 +115,7 @@ impl Emulator {
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                        async move { handle(&state, request).await }
                     });
                     let http = hyper::server::conn::http1::Builder::new();
                     let _ = match acceptor {
@@ -164,6 +170,64 @@ impl Emulator {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
     }
+
+    /// Replaces the faults in force (an empty list ends them).
+    pub fn set_faults(&self, faults: Vec<Fault>) {
+        self.shared.faults.replace(faults);
+    }
+
+    /// Faults injected so far.
+    pub fn injected_faults(&self) -> u64 {
+        self.shared.faults.injected()
+    }
+}
+
+/// Returned by the service to close a connection without answering (an injected fault).
+#[derive(Debug)]
+struct DroppedConnection;
+
+impl std::fmt::Display for DroppedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for DroppedConnection {}
+
+/// The injected fault's answer, if it answers instead of the endpoint.
+async fn inject(fault: FaultKind) -> Result<Option<Response<Full<Bytes>>>, DroppedConnection> {
+    let failure = |status: u16, code: &'static str| KustoFailure {
+        status,
+        code,
+        message: "injected by the local endpoint's fault plan".into(),
+        permanent: false,
+    };
+    let (failure, retry_after) = match fault {
+        FaultKind::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            return Ok(None);
+        }
+        FaultKind::DropConnection => return Err(DroppedConnection),
+        FaultKind::Throttle {
+            retry_after_seconds,
+        } => (failure(429, "TooManyRequests"), Some(retry_after_seconds)),
+        FaultKind::ServerError(status) => (failure(status, "ServiceUnavailable"), None),
+    };
+    let mut response = json_response(failure.status, &failure.body());
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", http::HeaderValue::from(seconds));
+    }
+    Ok(Some(response))
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
 }
 
 impl Drop for Emulator {
@@ -172,7 +236,10 @@ impl Drop for Emulator {
     }
 }
 
-async fn handle(state: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    state: &Shared,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, DroppedConnection> {
     let header = |name: &str| {
         request
             .headers()
@@ -193,22 +260,40 @@ async fn handle(state: &Shared, request: Request<Incoming>) -> Response<Full<Byt
         body_bytes: 0,
         status: 0,
     };
+    if record.path_and_query.starts_with("/v1/rest/ingest/") {
+        if let Some(fault) = state.faults.pick() {
+            match inject(fault).await {
+                Ok(None) => {}
+                Ok(Some(response)) => {
+                    record.status = response.status().as_u16();
+                    state.record(record);
+                    return Ok(response);
+                }
+                Err(dropped) => {
+                    state.record(record);
+                    return Err(dropped);
+                }
+            }
+        }
+    }
     let result = route(state, request, &mut record).await;
     let (status, body) = match result {
         Ok(value) => (200, value),
         Err(failure) => (failure.status, failure.body()),
     };
     record.status = status;
-    let mut requests = state.requests.lock().unwrap();
-    if requests.len() == MAX_RECORDED_REQUESTS {
-        requests.remove(0);
+    state.record(record);
+    Ok(json_response(status, &body))
+}
+
+impl Shared {
+    fn record(&self, record: RecordedRequest) {
+        let mut requests = self.requests.lock().unwrap();
+        if requests.len() == MAX_RECORDED_REQUESTS {
+            requests.remove(0);
+        }
+        requests.push(record);
     }
-    requests.push(record);
-    Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("content-type", "application/json; charset=utf-8")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("a valid response")
 }
 
 async fn route(

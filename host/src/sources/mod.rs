@@ -2,6 +2,7 @@
 //! the source down instead of filling memory.
 
 pub mod jsonl;
+pub mod mqtt;
 pub mod synthetic;
 
 use tokio::sync::mpsc;
@@ -53,6 +54,11 @@ pub const CHANNEL_CAPACITY: usize = 10_000;
 
 pub fn channel() -> (SourceSender, SourceReceiver) {
     mpsc::channel(CHANNEL_CAPACITY)
+}
+
+/// A channel that holds at least `window` messages (a source that must never wait on it).
+pub fn channel_for_window(window: usize) -> (SourceSender, SourceReceiver) {
+    mpsc::channel(CHANNEL_CAPACITY.max(window))
 }
 
 pub fn now_nanos() -> u64 {

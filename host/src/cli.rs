@@ -1,0 +1,270 @@
+//! The command line: `dataflow-host demo | validate | run | bench | emulator`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use tokio::sync::watch;
+
+use crate::bench::{self, BenchOptions};
+use crate::demo::{self, DemoOptions};
+use crate::emulator::faults::Fault;
+use crate::emulator::{Emulator, EmulatorOptions, STREAMING_LIMIT_BYTES};
+use crate::run::{self, RunOptions};
+use crate::tls::LoopbackCertificate;
+
+#[derive(Parser)]
+#[command(
+    name = "dataflow-host",
+    version,
+    about = "Runs destination plugins for an edge dataflow"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the whole product end to end on this machine, against the local ADX-compatible endpoint.
+    Demo {
+        /// Synthetic thermostat messages to send.
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        /// Send the lines of this JSON Lines file (`-` for standard input) instead.
+        #[arg(long)]
+        input: Option<String>,
+        /// Stream format the plugin sends: multijson, json or csv.
+        #[arg(long, default_value = "multijson")]
+        format: String,
+        /// batching.maxMessages for the plugin (default 100000).
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// batching.latencySeconds for the plugin (default 60).
+        #[arg(long)]
+        latency_seconds: Option<u64>,
+        /// Rows of the table to print at the end.
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+    },
+    /// Checks DataflowEndpoint, Dataflow and KustoTable YAML without running anything, and
+    /// reports every problem at once.
+    Validate {
+        /// YAML files, or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Runs the dataflows described by YAML resources.
+    Run {
+        /// YAML files, or directories of them.
+        #[arg(long, required = true, num_args = 1..)]
+        config: Vec<PathBuf>,
+        /// JSON Lines to feed the dataflow (`-` for standard input).
+        #[arg(long)]
+        input: Option<String>,
+        /// Which dataflow, when the configuration holds several.
+        #[arg(long)]
+        dataflow: Option<String>,
+        /// A PEM file of CA certificates to trust besides the system's.
+        #[arg(long)]
+        trust_ca: Option<PathBuf>,
+        /// The broker behind the built-in `default` endpoint.
+        #[arg(long, value_name = "HOST:PORT")]
+        broker: Option<String>,
+        /// This host's name when several share one subscription (part of the MQTT client
+        /// id: keep it across restarts, so the broker resumes the session).
+        #[arg(long)]
+        instance: Option<String>,
+        /// JSON Lines file for rejected messages [default: <dataflow>.dead-letter.jsonl].
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+    },
+    /// Measures the plugin: the same messages through the wasm component and the same core
+    /// compiled natively, per format, gzip level and batch size.
+    Bench {
+        /// A short run (one batch size, one run), as CI does.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        messages: Option<usize>,
+        #[arg(long)]
+        runs: Option<usize>,
+    },
+    /// Runs the local ADX-compatible endpoint until interrupted.
+    Emulator {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// The bearer token the endpoint accepts.
+        #[arg(long, default_value = "local-dev-token")]
+        token: String,
+        /// Serve HTTPS with a certificate from a CA made on the spot; its certificate is
+        /// written to this file, for clients to trust.
+        #[arg(long)]
+        tls_ca_out: Option<PathBuf>,
+        /// Inject faults into ingestion requests, to rehearse outages: KIND[:RATE][@START+LENGTH]
+        /// with KIND one of 429, 429=<retry-after>, 500, 502, 503, 504, slow=<delay>, drop.
+        /// For example `--fault 429:0.1 --fault 503@30s+30s`.
+        #[arg(long = "fault", value_name = "FAULT")]
+        faults: Vec<Fault>,
+    },
+}
+
+/// Parses the command line and runs the command; exits 1 with the error on failure.
+pub fn main() {
+    let command = Cli::parse().command;
+    let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
+    if let Err(error) = runtime.block_on(execute(command)) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The first SIGINT or SIGTERM asks for a graceful stop; a second one exits at once (nothing
+/// that was not ingested has been acknowledged, so the broker still holds it).
+fn shutdown_on_signals() -> Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (sender, receiver) = watch::channel(false);
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let mut received = 0;
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            received += 1;
+            if received > 1 {
+                eprintln!("second signal: exiting now");
+                std::process::exit(130);
+            }
+            eprintln!("stopping: no more reading; delivering what was taken (a second signal exits at once)");
+            let _ = sender.send(true);
+        }
+    });
+    Ok(receiver)
+}
+
+async fn execute(command: Command) -> Result<()> {
+    match command {
+        Command::Demo {
+            messages,
+            input,
+            format,
+            max_messages,
+            latency_seconds,
+            rows,
+        } => {
+            let options = DemoOptions {
+                messages,
+                input,
+                format,
+                max_messages,
+                latency_seconds,
+                rows_to_show: rows,
+                ..DemoOptions::default()
+            };
+            let result = demo::run(&options).await?;
+            demo::print_and_check(&result)
+        }
+        Command::Bench {
+            quick,
+            messages,
+            runs,
+        } => {
+            let mut options = if quick {
+                BenchOptions::quick()
+            } else {
+                BenchOptions::default()
+            };
+            options.messages = messages.unwrap_or(options.messages);
+            options.runs = runs.unwrap_or(options.runs).max(1);
+            let report = bench::run(&options).await?;
+            println!("{}", report.render());
+            Ok(())
+        }
+        Command::Validate { paths } => {
+            let deployment = run::load(&paths)?;
+            println!(
+                "valid: {} endpoint(s), {} dataflow(s), {} table(s)",
+                deployment.endpoints.len(),
+                deployment.dataflows.len(),
+                deployment.tables.len()
+            );
+            Ok(())
+        }
+        Command::Run {
+            config,
+            input,
+            dataflow,
+            trust_ca,
+            broker,
+            instance,
+            dead_letter,
+        } => {
+            let report = run::run(&RunOptions {
+                config,
+                input,
+                dataflow,
+                trust_ca,
+                broker,
+                instance,
+                dead_letter,
+                shutdown: Some(shutdown_on_signals()?),
+                pause: None,
+            })
+            .await?;
+            for line in report.summary() {
+                println!("{line}");
+            }
+            if !report.all_accounted_for() {
+                anyhow::bail!(
+                    "some messages were neither ingested nor rejected: {:?}",
+                    report.failure
+                );
+            }
+            Ok(())
+        }
+        Command::Emulator {
+            port,
+            bind,
+            token,
+            tls_ca_out,
+            faults,
+        } => {
+            let tls = match &tls_ca_out {
+                Some(path) => {
+                    let certificate = LoopbackCertificate::generate()?;
+                    std::fs::write(path, &certificate.ca_pem)?;
+                    println!("CA certificate to trust: {}", path.display());
+                    Some(certificate.server_config()?)
+                }
+                None => None,
+            };
+            let emulator = Emulator::start(EmulatorOptions {
+                bind: SocketAddr::new(bind, port),
+                token: token.clone(),
+                token_check: None,
+                streaming_limit_bytes: STREAMING_LIMIT_BYTES,
+                tls,
+                faults: faults.clone(),
+            })
+            .await?;
+            println!("local ADX-compatible endpoint on {}", emulator.url());
+            println!("bearer token: {token}");
+            println!(
+                "management: POST {}/v1/rest/mgmt  {{\"db\": \"…\", \"csl\": \".create table …\"}}",
+                emulator.url()
+            );
+            for fault in &faults {
+                println!("injecting into ingestion: {fault:?}");
+            }
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+    }
+}
