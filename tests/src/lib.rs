@@ -1,7 +1,11 @@
 //! Shared set-up for the end-to-end tests: a local ADX endpoint with a table, the real plugin
 //! component opened against it, and messages to feed it.
 
+pub mod broker;
+pub mod delivery;
+pub mod host_process;
 pub mod identity_services;
+pub mod publisher;
 
 use std::sync::Arc;
 

@@ -174,6 +174,7 @@ impl Reader {
                             );
                         }
                     }
+                    eprintln!("subscribed to {}", self.filters.join(", "));
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     let generation = self.connection.lock().expect("connection lock").generation;

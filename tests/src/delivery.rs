@@ -1,0 +1,278 @@
+//! Delivery scenarios: a real broker, the local endpoint, and the host as a process, with
+//! numbered messages counted at the end in the table and in the dead-letter files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::broker::Broker;
+use crate::host_process::HostProcess;
+use crate::publisher::Outgoing;
+use crate::{LocalAdx, DATABASE};
+
+pub const TABLE: &str = "readings";
+const CREATE_TABLE: &str = ".create table readings (n: long, site: string, MqttTopic: string)";
+
+#[derive(Debug, Clone)]
+pub struct ScenarioOptions {
+    /// Streaming ingestion enabled on the database from the start.
+    pub streaming: bool,
+    pub max_inflight_messages: u16,
+    pub latency_seconds: u64,
+    pub max_messages: u64,
+}
+
+impl Default for ScenarioOptions {
+    fn default() -> Self {
+        Self {
+            streaming: true,
+            max_inflight_messages: 1000,
+            latency_seconds: 1,
+            max_messages: 500,
+        }
+    }
+}
+
+pub struct Scenario {
+    pub dir: PathBuf,
+    pub broker: Broker,
+    pub adx: LocalAdx,
+}
+
+impl Scenario {
+    pub async fn start(name: &str, options: ScenarioOptions) -> Self {
+        let dir = std::env::temp_dir().join(format!("delivery-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let broker = Broker::start(&dir);
+        let adx = LocalAdx::start(CREATE_TABLE, options.streaming).await;
+        let config = format!(
+            r#"apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata:
+  name: adx
+spec:
+  endpointType: DataExplorer
+  dataExplorerSettings:
+    host: {url}
+    database: {DATABASE}
+    authentication:
+      method: DevelopmentToken
+      developmentTokenSettings:
+        token: {token}
+    batching:
+      latencySeconds: {latency}
+      maxMessages: {max_messages}
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata:
+  name: plant-broker
+spec:
+  endpointType: Mqtt
+  mqttSettings:
+    host: {broker}
+    maxInflightMessages: {inflight}
+    sessionExpirySeconds: 3600
+    tls:
+      mode: Disabled
+---
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata:
+  name: readings
+spec:
+  operations:
+    - operationType: Source
+      sourceSettings:
+        endpointRef: plant-broker
+        dataSources: ["$shared/hosts/readings/#"]
+    - operationType: Destination
+      destinationSettings:
+        endpointRef: adx
+        dataDestination: {TABLE}
+---
+apiVersion: dataflow-host/v1
+kind: KustoTable
+metadata:
+  name: {TABLE}
+spec:
+  schema: "{CREATE_TABLE}"
+  columns:
+    - name: MqttTopic
+      source: $metadata.topic
+"#,
+            url = adx.emulator.url(),
+            token = adx.token,
+            latency = options.latency_seconds,
+            max_messages = options.max_messages,
+            broker = broker.address(),
+            inflight = options.max_inflight_messages,
+        );
+        std::fs::write(dir.join("config/dataflow.yaml"), config).unwrap();
+        Self { dir, broker, adx }
+    }
+
+    /// Starts a host instance; its log is `host-<instance>.log`, its dead letters
+    /// `dead-letter-<instance>.jsonl`.
+    pub fn start_host(&self, instance: &str) -> HostProcess {
+        let args: Vec<String> = [
+            "run",
+            "--config",
+            &self.dir.join("config").display().to_string(),
+            "--instance",
+            instance,
+            "--dead-letter",
+            &self
+                .dir
+                .join(format!("dead-letter-{instance}.jsonl"))
+                .display()
+                .to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        HostProcess::start(&args, &self.dir.join(format!("host-{instance}.log")))
+    }
+
+    /// Starts a host instance and waits until its subscription is in place (a first start)
+    /// or its session resumed (a restart: `connections` is how many it has made in all).
+    pub async fn start_host_ready(&self, instance: &str, connections: usize) -> HostProcess {
+        let mut host = self.start_host(instance);
+        let text = if connections == 1 {
+            "subscribed to"
+        } else {
+            "connected to the MQTT broker"
+        };
+        host.wait_for_log(text, connections, Duration::from_secs(60))
+            .await;
+        host
+    }
+
+    /// Counts every number in the table and in the dead-letter files.
+    pub fn tally(&self, published: u64) -> Tally {
+        let mut ingested: BTreeMap<u64, u64> = BTreeMap::new();
+        for row in self.adx.emulator.rows(DATABASE, TABLE) {
+            if let Some(n) = row[0].as_u64() {
+                *ingested.entry(n).or_default() += 1;
+            }
+        }
+        let mut dead: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut reasons = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.starts_with("dead-letter-") {
+                continue;
+            }
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let letter: Value = serde_json::from_str(line).expect("a JSON dead letter");
+                let payload: Value =
+                    serde_json::from_str(letter["payload"].as_str().unwrap()).unwrap();
+                let n = payload["n"]
+                    .as_str()
+                    .and_then(|s| s.strip_prefix("bad-"))
+                    .and_then(|s| s.parse().ok())
+                    .expect("dead letters carry their number");
+                *dead.entry(n).or_default() += 1;
+                reasons.push(letter["reason"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        let lost: Vec<u64> = (0..published)
+            .filter(|n| !ingested.contains_key(n) && !dead.contains_key(n))
+            .collect();
+        let duplicates = ingested.values().chain(dead.values()).map(|c| c - 1).sum();
+        Tally {
+            published,
+            ingested: ingested.len() as u64,
+            dead_lettered: dead.len() as u64,
+            duplicates,
+            lost,
+            reasons,
+        }
+    }
+
+    /// Waits until nothing published is missing (or the timeout), and returns the count.
+    pub async fn wait_for_all(&self, published: u64, timeout: Duration) -> Tally {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let tally = self.tally(published);
+            if tally.lost.is_empty() || Instant::now() > deadline {
+                return tally;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn host_logs(&self) -> String {
+        let mut logs = String::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                logs.push_str(&format!("--- {}\n", path.display()));
+                logs.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+        logs
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Messages `range` on topics `readings/site<k>`; every `bad_every`-th one has a value the
+/// table cannot take (its `n` is text).
+pub fn numbered(range: std::ops::Range<u64>, bad_every: Option<u64>) -> Vec<Outgoing> {
+    range
+        .map(|n| {
+            let site = n % 3;
+            let bad = bad_every.is_some_and(|k| n % k == k - 1);
+            let payload = if bad {
+                format!(r#"{{"n": "bad-{n}", "site": "s{site}"}}"#)
+            } else {
+                format!(r#"{{"n": {n}, "site": "s{site}"}}"#)
+            };
+            Outgoing {
+                topic: format!("readings/site{site}"),
+                payload: payload.into_bytes(),
+            }
+        })
+        .collect()
+}
+
+/// What became of the published messages.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub published: u64,
+    /// Distinct numbers in the table.
+    pub ingested: u64,
+    /// Distinct numbers in the dead-letter files.
+    pub dead_lettered: u64,
+    /// Extra copies, in the table and the dead-letter files.
+    pub duplicates: u64,
+    /// Numbers in neither.
+    pub lost: Vec<u64>,
+    pub reasons: Vec<String>,
+}
+
+impl Tally {
+    /// One line of RELIABILITY.md's table.
+    pub fn row(&self, scenario: &str, peak_rss_bytes: u64) -> String {
+        format!(
+            "| {scenario} | {} | {} | {} | {} | {} | {:.1} MB |",
+            self.published,
+            self.ingested,
+            self.dead_lettered,
+            self.duplicates,
+            self.lost.len(),
+            peak_rss_bytes as f64 / 1_000_000.0
+        )
+    }
+}
