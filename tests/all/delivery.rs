@@ -19,8 +19,17 @@ async fn good_payloads_are_ingested_and_bad_ones_dead_lettered_with_reasons() {
     let rss = host.peak_rss_bytes();
     let status = host.terminate(Duration::from_secs(30)).await;
     println!("{}", tally.row("mixed good and bad payloads", rss));
-    assert!(tally.lost.is_empty(), "lost {:?}\n{}", tally.lost, scenario.host_logs());
-    assert_eq!((tally.ingested, tally.dead_lettered, tally.duplicates), (2700, 300, 0));
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+    assert_eq!(
+        (tally.ingested, tally.dead_lettered, tally.duplicates),
+        (2700, 300, 0)
+    );
     assert!(
         tally
             .reasons
@@ -30,4 +39,231 @@ async fn good_payloads_are_ingested_and_bad_ones_dead_lettered_with_reasons() {
         &tally.reasons[..3]
     );
     assert!(status.success(), "{status}\n{}", scenario.host_logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_of_requests_throttled_or_unavailable_loses_nothing() {
+    let scenario = Scenario::start("throttled", ScenarioOptions::default()).await;
+    scenario
+        .adx
+        .emulator
+        .set_faults(vec![fault("429:0.1"), fault("503:0.11")]);
+    let host = scenario.start_host_ready("a", 1).await;
+    let published = 5000;
+    publish_all(
+        scenario.broker.port,
+        numbered(0..published, None),
+        Some(2500),
+    )
+    .await;
+    let tally = scenario.wait_for_all(published, SETTLE).await;
+    let rss = host.peak_rss_bytes();
+    let status = host.terminate(Duration::from_secs(30)).await;
+    println!("{}", tally.row("20% of requests 429 or 503", rss));
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+    assert_eq!(tally.ingested, published);
+    let statuses = scenario.adx.ingest_statuses();
+    let failed = statuses.iter().filter(|s| **s == 429 || **s == 503).count();
+    assert!(failed > 0, "no fault was injected: {statuses:?}");
+    assert!(status.success(), "{status}\n{}", scenario.host_logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_three_times_mid_stream_loses_nothing() {
+    let options = ScenarioOptions::default();
+    let window = u64::from(options.max_inflight_messages);
+    let scenario = Scenario::start("killed", options).await;
+    let mut host = scenario.start_host_ready("a", 1).await;
+    let published = 12_000;
+    let port = scenario.broker.port;
+    let publisher = tokio::spawn(publish_all(port, numbered(0..published, None), Some(3000)));
+    let mut peak = 0;
+    for restart in 2..=4 {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        peak = peak.max(host.peak_rss_bytes());
+        host.kill();
+        host = scenario.start_host_ready("a", restart).await;
+    }
+    publisher.await.unwrap();
+    let tally = scenario.wait_for_all(published, SETTLE).await;
+    peak = peak.max(host.peak_rss_bytes());
+    host.terminate(Duration::from_secs(30)).await;
+    println!("{}", tally.row("host SIGKILLed 3 times", peak));
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+    assert!(
+        tally.duplicates <= 3 * window,
+        "{} duplicates, more than 3 in-flight windows",
+        tally.duplicates
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_seconds_without_the_endpoint_keep_memory_flat_and_lose_nothing() {
+    let scenario = Scenario::start("outage", ScenarioOptions::default()).await;
+    let host = scenario.start_host_ready("a", 1).await;
+    let port = scenario.broker.port;
+    // Warm up: the baseline memory with data flowing.
+    publish_all(port, numbered(0..2000, None), None).await;
+    scenario.wait_for_all(2000, SETTLE).await;
+    let baseline = host.peak_rss_bytes();
+
+    scenario.adx.emulator.set_faults(vec![fault("drop")]);
+    let published = 40_000;
+    publish_all(port, numbered(2000..published, None), Some(2000)).await;
+    tokio::time::sleep(Duration::from_secs(12)).await; // 30 s in all since the outage began
+    let during = host.peak_rss_bytes();
+    scenario.adx.emulator.set_faults(vec![]);
+
+    let tally = scenario.wait_for_all(published, SETTLE).await;
+    let rss = host.peak_rss_bytes();
+    host.terminate(Duration::from_secs(30)).await;
+    println!("{}", tally.row("endpoint down for 30 s", rss));
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+    // 38,000 messages arrived during the outage; at most a window of them is in the host.
+    assert!(
+        during < baseline + 32 * 1024 * 1024 && during < 160 * 1024 * 1024,
+        "peak RSS grew from {baseline} to {during} bytes during the outage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_nothing() {
+    let mut scenario = Scenario::start("broker-restart", ScenarioOptions::default()).await;
+    let host = scenario.start_host_ready("a", 1).await;
+    let published = 10_000;
+    let port = scenario.broker.port;
+    let publisher = tokio::spawn(publish_all(port, numbered(0..published, None), Some(2500)));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    scenario.broker.restart(Duration::from_secs(1));
+    let repeated = publisher.await.unwrap();
+    let tally = scenario.wait_for_all(published, SETTLE).await;
+    let rss = host.peak_rss_bytes();
+    host.terminate(Duration::from_secs(30)).await;
+    println!("{}", tally.row("broker restarted mid-stream", rss));
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+    assert!(
+        scenario
+            .host_logs()
+            .contains("connected to the MQTT broker"),
+        "{}",
+        scenario.host_logs()
+    );
+    println!("publisher repeated {repeated} message(s) across the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_one_shared_subscription_split_the_stream() {
+    let options = ScenarioOptions {
+        filter: "$shared/hosts/readings/#".into(),
+        ..ScenarioOptions::default()
+    };
+    let scenario = Scenario::start("shared", options).await;
+    let first = scenario.start_host_ready("a", 1).await;
+    let second = scenario.start_host_ready("b", 1).await;
+    let published = 6000;
+    publish_all(scenario.broker.port, numbered(0..published, None), None).await;
+    let tally = scenario.wait_for_all(published, SETTLE).await;
+    let rss = first.peak_rss_bytes().max(second.peak_rss_bytes());
+    let (log_a, log_b) = (first.log.clone(), second.log.clone());
+    assert!(first.terminate(Duration::from_secs(30)).await.success());
+    assert!(second.terminate(Duration::from_secs(30)).await.success());
+    println!("{}", tally.row("two hosts, one shared subscription", rss));
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+    assert_eq!(tally.duplicates, 0);
+    let ingested_by = |log: &std::path::Path| -> u64 {
+        let text = std::fs::read_to_string(log).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("rows ingested"))
+            .unwrap_or_else(|| panic!("no summary in {text}"));
+        line.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    let (a, b) = (ingested_by(&log_a), ingested_by(&log_b));
+    assert_eq!(a + b, published);
+    assert!(
+        a > published / 5 && b > published / 5,
+        "the load was not split: {a} and {b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_policy_off_pauses_without_acknowledging_until_it_is_enabled() {
+    let options = ScenarioOptions {
+        streaming: false,
+        ..ScenarioOptions::default()
+    };
+    let scenario = Scenario::start("policy-off", options).await;
+    let mut host = scenario.start_host_ready("a", 1).await;
+    let published = 2000;
+    publish_all(scenario.broker.port, numbered(0..published, None), None).await;
+    host.wait_for_log(
+        "policy streamingingestion enable`",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    host.wait_for_log("endpoint paused", 1, Duration::from_secs(30))
+        .await;
+    let paused = scenario.tally(published);
+    assert_eq!((paused.ingested, paused.dead_lettered), (0, 0));
+
+    // Killed while paused: had anything been acknowledged, the broker would not deliver it
+    // to the next instance.
+    host.kill();
+    scenario
+        .adx
+        .client
+        .management(
+            end_to_end_tests::DATABASE,
+            ".alter database ['telemetry'] policy streamingingestion enable",
+        )
+        .await
+        .unwrap();
+    let host = scenario.start_host_ready("a", 2).await;
+    let tally = scenario.wait_for_all(published, SETTLE).await;
+    let rss = host.peak_rss_bytes();
+    host.terminate(Duration::from_secs(30)).await;
+    println!("{}", tally.row("streaming policy off, then on", rss));
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+    assert_eq!(tally.ingested, published);
+}
+
+fn fault(text: &str) -> dataflow_host::emulator::faults::Fault {
+    text.parse().unwrap()
 }

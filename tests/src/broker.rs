@@ -13,7 +13,11 @@ pub struct Broker {
 
 /// mosquitto from PATH, or where Debian installs it (`/usr/sbin` is not always in PATH).
 fn mosquitto_binary() -> PathBuf {
-    for candidate in ["mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"] {
+    for candidate in [
+        "mosquitto",
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
         let found = Command::new(candidate)
             .arg("-h")
             .stdout(Stdio::null())
@@ -32,6 +36,10 @@ impl Broker {
     pub fn start(dir: &Path) -> Self {
         let dir = dir.join("broker");
         std::fs::create_dir_all(&dir).unwrap();
+        // Started as root, mosquitto switches to its own user: it must still be able to
+        // write its log and its persistence file here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let port = free_port();
         let mut broker = Self {
             port,

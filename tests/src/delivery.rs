@@ -22,6 +22,8 @@ pub struct ScenarioOptions {
     pub max_inflight_messages: u16,
     pub latency_seconds: u64,
     pub max_messages: u64,
+    /// The dataflow's topic filter.
+    pub filter: String,
 }
 
 impl Default for ScenarioOptions {
@@ -31,6 +33,7 @@ impl Default for ScenarioOptions {
             max_inflight_messages: 1000,
             latency_seconds: 1,
             max_messages: 500,
+            filter: "readings/#".into(),
         }
     }
 }
@@ -88,7 +91,7 @@ spec:
     - operationType: Source
       sourceSettings:
         endpointRef: plant-broker
-        dataSources: ["$shared/hosts/readings/#"]
+        dataSources: ["{filter}"]
     - operationType: Destination
       destinationSettings:
         endpointRef: adx
@@ -110,6 +113,7 @@ spec:
             max_messages = options.max_messages,
             broker = broker.address(),
             inflight = options.max_inflight_messages,
+            filter = options.filter,
         );
         std::fs::write(dir.join("config/dataflow.yaml"), config).unwrap();
         Self { dir, broker, adx }
@@ -263,6 +267,11 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// The first lost numbers, for a failure message.
+    pub fn first_lost(&self) -> Vec<u64> {
+        self.lost.iter().take(20).copied().collect()
+    }
+
     /// One line of RELIABILITY.md's table.
     pub fn row(&self, scenario: &str, peak_rss_bytes: u64) -> String {
         format!(

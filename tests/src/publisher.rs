@@ -42,7 +42,12 @@ pub async fn publish_all(port: u16, messages: Vec<Outgoing>, per_second: Option<
         let end = (next + CHUNK).min(messages.len());
         for message in &messages[next..end] {
             client
-                .try_publish(&message.topic, QoS::AtLeastOnce, false, message.payload.clone())
+                .try_publish(
+                    &message.topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    message.payload.clone(),
+                )
                 .expect("the request channel holds a chunk");
         }
         let wanted = end - next;

@@ -156,13 +156,14 @@ impl Reader {
                             "new"
                         }
                     );
-                    if !ack.session_present {
-                        let filters = self
-                            .filters
-                            .iter()
-                            .map(|f| Filter::new(f, QoS::AtLeastOnce));
-                        self.client.try_subscribe_many(filters)?;
-                    }
+                    // Subscribed again even on a resumed session: the same subscription
+                    // replaces itself, and some brokers do not restore shared subscriptions
+                    // from their persistence after a restart (mosquitto 2.0 does not).
+                    let filters = self
+                        .filters
+                        .iter()
+                        .map(|f| Filter::new(f, QoS::AtLeastOnce));
+                    self.client.try_subscribe_many(filters)?;
                     connected_once = true;
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
