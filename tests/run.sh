@@ -10,6 +10,15 @@ if command -v rustup >/dev/null; then
   rustup target add wasm32-wasip2
 fi
 
+# The delivery tests run a real MQTT broker.
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "== installing mosquitto (MQTT broker for the delivery tests)"
+  as_root=""
+  if [ "$(id -u)" != 0 ]; then as_root="sudo"; fi
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq mosquitto >/dev/null
+fi
+
 echo "== format"
 cargo fmt --all --check
 

@@ -267,3 +267,33 @@ async fn streaming_policy_off_pauses_without_acknowledging_until_it_is_enabled()
 fn fault(text: &str) -> dataflow_host::emulator::faults::Fault {
     text.parse().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_and_acknowledges_nothing_unsent() {
+    let scenario = Scenario::start("second-signal", ScenarioOptions::default()).await;
+    scenario.adx.emulator.set_faults(vec![fault("drop")]);
+    let mut host = scenario.start_host_ready("a", 1).await;
+    let published = 500;
+    publish_all(scenario.broker.port, numbered(0..published, None), None).await;
+    host.wait_for_log("retrying in", 1, Duration::from_secs(30))
+        .await;
+    host.signal("TERM");
+    host.wait_for_log("stopping:", 1, Duration::from_secs(10))
+        .await;
+    host.signal("TERM");
+    let status = host.wait(Duration::from_secs(3)).await;
+    assert_eq!(status.code(), Some(130), "{}", scenario.host_logs());
+    assert_eq!(scenario.tally(published).ingested, 0);
+
+    scenario.adx.emulator.set_faults(vec![]);
+    let host = scenario.start_host_ready("a", 2).await;
+    let tally = scenario.wait_for_all(published, SETTLE).await;
+    host.terminate(Duration::from_secs(30)).await;
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+}

@@ -92,8 +92,17 @@ impl HostProcess {
     }
 
     /// SIGTERM, then waits for the exit (at most `timeout`).
-    pub async fn terminate(mut self, timeout: Duration) -> ExitStatus {
-        signal(self.pid(), "TERM");
+    pub async fn terminate(self, timeout: Duration) -> ExitStatus {
+        self.signal("TERM");
+        self.wait(timeout).await
+    }
+
+    pub fn signal(&self, name: &str) {
+        signal(self.pid(), name);
+    }
+
+    /// Waits for the exit; fails the test after `timeout`.
+    pub async fn wait(mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -101,7 +110,7 @@ impl HostProcess {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("the host did not exit within {timeout:?} of SIGTERM");
+                panic!("the host did not exit within {timeout:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
