@@ -80,6 +80,10 @@ enum Command {
         /// JSON Lines file for rejected messages [default: <dataflow>.dead-letter.jsonl].
         #[arg(long)]
         dead_letter: Option<PathBuf>,
+        /// Publish rejected messages to this topic on the source's broker instead (QoS 1; a
+        /// message is acknowledged once the broker confirmed its dead letter to a subscriber).
+        #[arg(long, conflicts_with = "dead_letter")]
+        dead_letter_topic: Option<String>,
     },
     /// Measures the plugin: the same messages through the wasm component and the same core
     /// compiled natively, per format, gzip level and batch size.
@@ -205,6 +209,7 @@ async fn execute(command: Command) -> Result<()> {
             broker,
             instance,
             dead_letter,
+            dead_letter_topic,
         } => {
             let report = run::run(&RunOptions {
                 config,
@@ -214,6 +219,7 @@ async fn execute(command: Command) -> Result<()> {
                 broker,
                 instance,
                 dead_letter,
+                dead_letter_topic,
                 shutdown: Some(shutdown_on_signals()?),
                 pause: None,
             })

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::bundled;
 use crate::config::{Deployment, DestinationPlan, MqttEndpoint};
-use crate::dead_letter::DeadLetterSink;
+use crate::dead_letter::{DeadLetterSink, MqttDeadLetters};
 use crate::http_client::HttpClient;
 use crate::identity::{self, IdentityEndpoints};
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub instance: Option<String>,
     /// The JSON Lines file for messages the destination rejects.
     pub dead_letter: Option<PathBuf>,
+    /// An MQTT topic, on the source's broker, for messages the destination rejects (instead
+    /// of the file).
+    pub dead_letter_topic: Option<String>,
     /// Set to `true` to stop: stop reading, deliver what was taken, acknowledge, return.
     pub shutdown: Option<watch::Receiver<bool>>,
     /// Probing interval while the endpoint is paused by a permanent error.
@@ -83,11 +86,28 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
             plan.plugin_config.clone(),
         )
         .await?;
-    let dead_letter_path = options
-        .dead_letter
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.dead-letter.jsonl", plan.dataflow.name)));
-    let dead_letters = DeadLetterSink::json_lines(&dead_letter_path).await?;
+    let source_options = match (&options.input, &options.dead_letter_topic) {
+        (Some(_), None) => None,
+        _ => Some(mqtt_source(plan, &deployment, options)?),
+    };
+    let dead_letters = match (&options.dead_letter_topic, &source_options) {
+        (Some(topic), Some(source)) => {
+            if topic.is_empty() || topic.contains(['+', '#']) {
+                bail!("--dead-letter-topic: `{topic}` is not a topic name (no wildcards)");
+            }
+            DeadLetterSink::Mqtt(MqttDeadLetters::start(
+                &source.endpoint,
+                format!("{}-dead-letters", source.client_id),
+                topic.clone(),
+            ))
+        }
+        _ => {
+            let path = options.dead_letter.clone().unwrap_or_else(|| {
+                PathBuf::from(format!("{}.dead-letter.jsonl", plan.dataflow.name))
+            });
+            DeadLetterSink::json_lines(&path).await?
+        }
+    };
     eprintln!(
         "dataflow {}: into {} {}.{}; rejected messages go to {}",
         plan.dataflow.name,
@@ -118,7 +138,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         return Ok(report);
     }
 
-    let source_options = mqtt_source(plan, &deployment, options)?;
+    let source_options = source_options.expect("an MQTT source without --input");
     eprintln!(
         "reading {} from the MQTT broker at {}:{} as client `{}`, at most {} message(s) in flight",
         plan.dataflow.data_sources.join(", "),

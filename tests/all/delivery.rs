@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
-use end_to_end_tests::publisher::publish_all;
+use end_to_end_tests::publisher::{publish_all, Collector};
 
 const SETTLE: Duration = Duration::from_secs(90);
 
@@ -296,4 +296,57 @@ async fn a_second_signal_exits_at_once_and_acknowledges_nothing_unsent() {
         tally.first_lost(),
         scenario.host_logs()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_on_a_topic_wait_for_a_subscriber_and_then_all_arrive() {
+    let scenario = Scenario::start("dead-letter-topic", ScenarioOptions::default()).await;
+    let mut host = scenario.start_host_with("a", &["--dead-letter-topic", "dead/readings"]);
+    host.wait_for_log("subscribed to", 1, Duration::from_secs(60))
+        .await;
+    let published = 200;
+    publish_all(scenario.broker.port, numbered(0..published, Some(10)), None).await;
+    // Nobody listens on the dead-letter topic: the broker would drop the entries, so the host
+    // keeps them (and their messages unacknowledged) and says why.
+    host.wait_for_log("has no subscriber", 1, Duration::from_secs(30))
+        .await;
+    let collector = Collector::start(scenario.broker.port, "dead/#").await;
+    let deadline = std::time::Instant::now() + SETTLE;
+    let letters = loop {
+        let letters: Vec<serde_json::Value> = collector
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| serde_json::from_slice(p).unwrap())
+            .collect();
+        let ingested = scenario.tally(published).ingested;
+        if (letters.len() >= 20 && ingested == 180) || std::time::Instant::now() > deadline {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    host.terminate(Duration::from_secs(30)).await;
+    assert_eq!(
+        scenario.tally(published).ingested,
+        180,
+        "{}",
+        scenario.host_logs()
+    );
+    let mut numbers: Vec<String> = letters
+        .iter()
+        .map(|l| l["payload"].as_str().unwrap().to_string())
+        .filter(|p| p.contains("bad-"))
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 20, "{letters:?}");
+    assert!(letters[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("column `n` (long)"));
+    assert!(letters[0]["topic"]
+        .as_str()
+        .unwrap()
+        .starts_with("readings/"));
 }

@@ -122,22 +122,18 @@ spec:
     /// Starts a host instance; its log is `host-<instance>.log`, its dead letters
     /// `dead-letter-<instance>.jsonl`.
     pub fn start_host(&self, instance: &str) -> HostProcess {
-        let args: Vec<String> = [
-            "run",
-            "--config",
-            &self.dir.join("config").display().to_string(),
-            "--instance",
-            instance,
-            "--dead-letter",
-            &self
-                .dir
-                .join(format!("dead-letter-{instance}.jsonl"))
-                .display()
-                .to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let file = self.dir.join(format!("dead-letter-{instance}.jsonl"));
+        self.start_host_with(instance, &["--dead-letter", &file.display().to_string()])
+    }
+
+    /// Starts a host instance with these dead-letter options.
+    pub fn start_host_with(&self, instance: &str, dead_letter: &[&str]) -> HostProcess {
+        let config = self.dir.join("config").display().to_string();
+        let mut args: Vec<String> = ["run", "--config", &config, "--instance", instance]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(dead_letter.iter().map(|s| s.to_string()));
         HostProcess::start(&args, &self.dir.join(format!("host-{instance}.log")))
     }
 

@@ -104,3 +104,42 @@ async fn connect(port: u16, attempt: u32) -> Option<(AsyncClient, EventLoop)> {
     .unwrap_or(false);
     connected.then_some((client, eventloop))
 }
+
+/// A subscriber that keeps every payload it receives on `filter`.
+pub struct Collector {
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Collector {
+    /// Returns once the subscription is in place.
+    pub async fn start(port: u16, filter: &str) -> Self {
+        let id = format!("test-collector-{}-{port}", std::process::id());
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options.set_max_packet_size(Some(1024 * 1024));
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        loop {
+            if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await.unwrap() {
+                break;
+            }
+        }
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            while let Ok(event) = eventloop.poll().await {
+                if let Event::Incoming(Packet::Publish(publish)) = event {
+                    sink.lock().unwrap().push(publish.payload.to_vec());
+                }
+            }
+        });
+        Self { received, task }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

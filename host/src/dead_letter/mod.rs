@@ -1,6 +1,8 @@
 //! The dead-letter sink: where a message goes when the destination will never take it, with
 //! the reason, so that nothing a source delivered disappears. Entries are written (and
-//! synced) before the source hears that the message is settled.
+//! synced, or confirmed by the broker) before the source hears that the message is settled.
+
+mod mqtt;
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,8 @@ use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
 
 use adx_destination::datetime::DateTime;
+
+pub use mqtt::MqttDeadLetters;
 
 use crate::plugin::Message;
 use crate::sources::now_nanos;
@@ -66,6 +70,8 @@ pub enum DeadLetterSink {
         path: PathBuf,
         file: tokio::fs::File,
     },
+    /// Published to an MQTT topic, one entry per message.
+    Mqtt(MqttDeadLetters),
 }
 
 impl DeadLetterSink {
@@ -92,17 +98,26 @@ impl DeadLetterSink {
         match self {
             Self::ReportOnly => "the run's report".into(),
             Self::JsonLines { path, .. } => path.display().to_string(),
+            Self::Mqtt(publisher) => format!("MQTT topic `{}`", publisher.topic),
         }
     }
 
     /// Writes the entries durably; only then may the messages be acknowledged.
     pub async fn write(&mut self, letters: &[DeadLetter]) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
         match self {
             Self::ReportOnly => Ok(()),
+            Self::Mqtt(publisher) => {
+                let now = now_nanos();
+                let entries = letters
+                    .iter()
+                    .map(|letter| letter.to_json(now).to_string().into_bytes())
+                    .collect();
+                publisher.publish(entries).await
+            }
             Self::JsonLines { path, file } => {
-                if letters.is_empty() {
-                    return Ok(());
-                }
                 let now = now_nanos();
                 let mut text = String::new();
                 for letter in letters {
