@@ -97,3 +97,53 @@ async fn ingestion_checks_the_token_the_size_and_the_format() {
     assert_eq!(result.columns, vec!["n", "s"]);
     assert_eq!(result.rows.len(), 1);
 }
+
+/// `dataflow-host emulator --fault …`, as a user rehearses an outage: ingestion requests get
+/// the fault, management requests do not.
+#[tokio::test]
+async fn the_command_line_endpoint_injects_the_faults_it_is_given() {
+    let dir = std::env::temp_dir().join(format!("emulator-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = end_to_end_tests::broker::free_port();
+    let args: Vec<String> = [
+        "emulator",
+        "--port",
+        &port.to_string(),
+        "--token",
+        "t0k",
+        "--fault",
+        "429=3s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut host = end_to_end_tests::host_process::HostProcess::start(&args, &dir.join("log"));
+    host.wait_for_log(
+        "injecting into ingestion",
+        1,
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let auth = [("authorization", "Bearer t0k")];
+    let (status, _) = post(
+        addr,
+        "/v1/rest/mgmt",
+        &auth,
+        br#"{"db": "telemetry", "csl": ".create table t (n: long)"}"#,
+    );
+    assert_eq!(status, 200);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/rest/ingest/telemetry/t?streamFormat=json HTTP/1.1\r\nhost: x\r\nauthorization: Bearer t0k\r\ncontent-length: 9\r\nconnection: close\r\n\r\n{{\"n\": 1}}"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 429"), "{response}");
+    assert!(response.contains("retry-after: 3\r\n"), "{response}");
+    assert!(response.contains("\"@permanent\":false"), "{response}");
+    drop(host);
+    std::fs::remove_dir_all(&dir).ok();
+}
