@@ -84,6 +84,9 @@ enum Command {
         /// message is acknowledged once the broker confirmed its dead letter to a subscriber).
         #[arg(long, conflicts_with = "dead_letter")]
         dead_letter_topic: Option<String>,
+        /// Where compiled plugins are kept between runs [default: ~/.cache/dataflow-host/components].
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Measures the plugin: the same messages through the wasm component and the same core
     /// compiled natively, per format, gzip level and batch size.
@@ -210,6 +213,7 @@ async fn execute(command: Command) -> Result<()> {
             instance,
             dead_letter,
             dead_letter_topic,
+            cache_dir,
         } => {
             let report = run::run(&RunOptions {
                 config,
@@ -222,6 +226,7 @@ async fn execute(command: Command) -> Result<()> {
                 dead_letter_topic,
                 shutdown: Some(shutdown_on_signals()?),
                 pause: None,
+                cache_dir,
             })
             .await?;
             for line in report.summary() {

@@ -135,7 +135,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoResult> {
         report,
         rows_in_table,
         first_rows,
-        compile_time: runtime.compile_time,
+        compile_time: runtime.load_time,
         instantiate_time: sink.instantiate_time,
     })
 }

@@ -13,7 +13,7 @@ use crate::dead_letter::{DeadLetterSink, MqttDeadLetters};
 use crate::http_client::HttpClient;
 use crate::identity::{self, IdentityEndpoints};
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
-use crate::plugin::{Limits, PluginRuntime};
+use crate::plugin::{ArtifactCache, Limits, Loaded, PluginRuntime};
 use crate::sources::mqtt::{self, MqttSourceOptions};
 use crate::sources::{self, jsonl};
 
@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub shutdown: Option<watch::Receiver<bool>>,
     /// Probing interval while the endpoint is paused by a permanent error.
     pub pause: Option<RetryPolicy>,
+    /// Where compiled plugins are kept between runs (default: the user's cache directory).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The broker of the built-in `default` endpoint when none is given.
@@ -77,7 +79,20 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         }
         None => HttpClient::system(),
     };
-    let runtime = PluginRuntime::new(&wasm, Limits::default())?.with_transport(Arc::new(client));
+    let cache = match &options.cache_dir {
+        Some(dir) => Some(ArtifactCache::new(dir)),
+        None => ArtifactCache::default_location(),
+    };
+    let runtime = PluginRuntime::load(&wasm, Limits::default(), cache.as_ref())?
+        .with_transport(Arc::new(client));
+    let how = match runtime.loaded {
+        Loaded::Compiled => "compiled",
+        Loaded::FromCache => "loaded from the artifact cache",
+    };
+    eprintln!(
+        "plugin {how} in {:.1} ms",
+        runtime.load_time.as_secs_f64() * 1e3
+    );
     let mut sink = runtime
         .open(
             &plan.dataflow.name,

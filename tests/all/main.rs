@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `.wasm` plugin in the real wasmtime host, talking HTTP over
 //! loopback to the local ADX-compatible endpoint.
 
+mod artifact_cache;
 mod delivery;
 mod demo;
 mod emulator;

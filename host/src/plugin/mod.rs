@@ -2,15 +2,17 @@
 //! through an `InstancePre`, and wraps its `sink` resource in plain async methods.
 //! Each instance has its own store with a memory cap and a per-call deadline.
 
+mod cache;
 mod state;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::component::{Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
 
+pub use cache::{ArtifactCache, Loaded};
 pub use state::PluginLogLine;
 use state::PluginState;
 
@@ -60,21 +62,29 @@ pub struct PluginRuntime {
     pre: DestinationPluginPre<PluginState>,
     limits: Limits,
     transport: Arc<dyn Transport>,
-    /// How long compiling the component took.
-    pub compile_time: Duration,
+    /// How long compiling the component, or loading it from the cache, took.
+    pub load_time: Duration,
+    pub loaded: Loaded,
     _ticker: Arc<EpochTicker>,
 }
 
 impl PluginRuntime {
+    /// Compiles the component.
     pub fn new(wasm: &[u8], limits: Limits) -> Result<Self> {
+        Self::load(wasm, limits, None)
+    }
+
+    /// Loads the component from `cache` when it holds it, or compiles it (and stores it).
+    pub fn load(wasm: &[u8], limits: Limits, cache: Option<&ArtifactCache>) -> Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
         let started = Instant::now();
-        let component = Component::new(&engine, wasm)
-            .map_err(anyhow::Error::from)
-            .context("compiling the plugin component")?;
-        let compile_time = started.elapsed();
+        let (component, loaded) = match cache {
+            Some(cache) => cache.load_or_compile(&engine, wasm)?,
+            None => (cache::compile(&engine, wasm)?, Loaded::Compiled),
+        };
+        let load_time = started.elapsed();
 
         let mut linker: Linker<PluginState> = Linker::new(&engine);
         // Rust's std imports wasi:cli and friends; the plugin gets them with nothing behind
@@ -94,7 +104,8 @@ impl PluginRuntime {
             pre,
             limits,
             transport: Arc::new(HttpClient::system()),
-            compile_time,
+            load_time,
+            loaded,
             _ticker: ticker,
         })
     }
