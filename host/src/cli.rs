@@ -1,4 +1,4 @@
-//! The command line: `dataflow-host demo | validate | run | bench | emulator`.
+//! The command line: `dataflow-host demo | validate | run | bench | plugin | emulator`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -99,6 +99,11 @@ enum Command {
         #[arg(long)]
         runs: Option<usize>,
     },
+    /// Plugin components: what they are and whether this host runs them.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Runs the local ADX-compatible endpoint until interrupted.
     Emulator {
         #[arg(long, default_value_t = 8080)]
@@ -117,6 +122,16 @@ enum Command {
         /// For example `--fault 429:0.1 --fault 503@30s+30s`.
         #[arg(long = "fault", value_name = "FAULT")]
         faults: Vec<Fault>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Prints what a component exports and imports, its contract version, and whether this
+    /// host can run it (exit 1 if not).
+    Inspect {
+        /// A `.wasm` component; the plugin bundled with this host when omitted.
+        file: Option<PathBuf>,
     },
 }
 
@@ -239,6 +254,40 @@ async fn execute(command: Command) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Plugin {
+            command: PluginCommand::Inspect { file },
+        } => {
+            let (name, wasm) = match &file {
+                Some(path) => (
+                    path.display().to_string(),
+                    std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+                ),
+                None => (
+                    "the bundled ADX destination".to_string(),
+                    crate::bundled::ADX_DESTINATION.to_vec(),
+                ),
+            };
+            let (summary, runs) = crate::plugin::inspect(&wasm)?;
+            println!("component  {name} ({} bytes)", wasm.len());
+            let contract = summary.contract.map_or("none".to_string(), |v| {
+                format!("{}@{v}", crate::plugin::contract::DESTINATION_INTERFACE)
+            });
+            println!("contract   {contract}");
+            println!("exports    {}", summary.exports.join("\n           "));
+            println!("imports    {}", summary.imports.join("\n           "));
+            let host = crate::plugin::contract::HOST_CONTRACT;
+            match runs {
+                Ok(version) => {
+                    println!("runs here  yes (plugin contract {version}, host contract {host})");
+                    Ok(())
+                }
+                Err(e) => {
+                    println!("runs here  no: {e:#}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Emulator {
             port,

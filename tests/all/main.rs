@@ -8,6 +8,7 @@ mod emulator;
 mod identity;
 mod ingestion;
 mod outbound_policy;
+mod plugin_inspect;
 mod plugin_limits;
 mod run_config;
 mod tls;

@@ -14,7 +14,7 @@ pub struct HostProcess {
 
 /// `host-under-test`, which cargo builds next to the test binaries' `deps` directory for
 /// the integration tests of this package.
-fn host_binary() -> PathBuf {
+pub fn host_binary() -> PathBuf {
     let test_binary = std::env::current_exe().unwrap();
     let profile_dir = test_binary.parent().unwrap().parent().unwrap();
     let binary = profile_dir.join("host-under-test");

@@ -3,16 +3,18 @@
 //! Each instance has its own store with a memory cap and a per-call deadline.
 
 mod cache;
+pub mod contract;
 mod state;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use wasmtime::component::{Linker, ResourceAny};
+use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
 
 pub use cache::{ArtifactCache, Loaded};
+use contract::{ComponentSummary, Version, DESTINATION_INTERFACE, HOST_CONTRACT};
 pub use state::PluginLogLine;
 use state::PluginState;
 
@@ -65,7 +67,52 @@ pub struct PluginRuntime {
     /// How long compiling the component, or loading it from the cache, took.
     pub load_time: Duration,
     pub loaded: Loaded,
+    /// The contract version the plugin implements.
+    pub contract: Version,
     _ticker: Arc<EpochTicker>,
+}
+
+fn engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    Engine::new(&config).map_err(anyhow::Error::from)
+}
+
+/// Checks the contract version, then links the component against what the host provides:
+/// its imports must be there and its exports must have the shape this host knows.
+fn link(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(DestinationPluginPre<PluginState>, Version)> {
+    let contract = ComponentSummary::of(engine, component).check()?;
+    let mut linker: Linker<PluginState> = Linker::new(engine);
+    // Rust's std imports wasi:cli and friends; the plugin gets them with nothing behind
+    // them (no preopened directories, no environment, no sockets).
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    dataflow::destination::log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        &mut linker,
+        |state| state,
+    )?;
+    let instance = linker
+        .instantiate_pre(component)
+        .map_err(anyhow::Error::from)
+        .context("the plugin imports something this host does not provide")?;
+    let pre = DestinationPluginPre::new(instance)
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!("the plugin's {DESTINATION_INTERFACE}@{contract} does not have the shape this host knows ({HOST_CONTRACT})")
+        })?;
+    Ok((pre, contract))
+}
+
+/// What a component file is, and whether this host runs it (`dataflow-host plugin inspect`).
+pub fn inspect(wasm: &[u8]) -> Result<(ComponentSummary, Result<Version>)> {
+    let engine = engine()?;
+    let component = cache::compile(&engine, wasm)?;
+    let summary = ComponentSummary::of(&engine, &component);
+    let runs = link(&engine, &component).map(|(_, version)| version);
+    Ok((summary, runs))
 }
 
 impl PluginRuntime {
@@ -76,28 +123,14 @@ impl PluginRuntime {
 
     /// Loads the component from `cache` when it holds it, or compiles it (and stores it).
     pub fn load(wasm: &[u8], limits: Limits, cache: Option<&ArtifactCache>) -> Result<Self> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+        let engine = engine()?;
         let started = Instant::now();
         let (component, loaded) = match cache {
             Some(cache) => cache.load_or_compile(&engine, wasm)?,
             None => (cache::compile(&engine, wasm)?, Loaded::Compiled),
         };
         let load_time = started.elapsed();
-
-        let mut linker: Linker<PluginState> = Linker::new(&engine);
-        // Rust's std imports wasi:cli and friends; the plugin gets them with nothing behind
-        // them (no preopened directories, no environment, no sockets).
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        dataflow::destination::log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |state| state,
-        )?;
-        let pre = DestinationPluginPre::new(linker.instantiate_pre(&component)?)
-            .map_err(anyhow::Error::from)
-            .context("the component does not export dataflow:destination/destination@1.0.0")?;
+        let (pre, contract) = link(&engine, &component)?;
         let ticker = Arc::new(EpochTicker::start(engine.clone()));
         Ok(Self {
             engine,
@@ -106,6 +139,7 @@ impl PluginRuntime {
             transport: Arc::new(HttpClient::system()),
             load_time,
             loaded,
+            contract,
             _ticker: ticker,
         })
     }

@@ -1,0 +1,69 @@
+//! `dataflow-host plugin inspect`: a component's exports, imports and contract version, and
+//! whether this host runs it.
+
+use std::process::Command;
+
+use end_to_end_tests::host_process::host_binary;
+
+fn inspect(file: Option<&std::path::Path>) -> (i32, String) {
+    let mut command = Command::new(host_binary());
+    command.args(["plugin", "inspect"]);
+    if let Some(file) = file {
+        command.arg(file);
+    }
+    let output = command.env("RUST_BACKTRACE", "0").output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_bundled_plugin_implements_the_contract_this_host_runs() {
+    let (code, text) = inspect(None);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("contract   dataflow:destination/destination@1.0.0"),
+        "{text}"
+    );
+    assert!(text.contains("wasi:http/outgoing-handler@0.2.12"), "{text}");
+    assert!(text.contains("runs here  yes"), "{text}");
+}
+
+#[test]
+fn a_plugin_of_another_major_version_is_refused_with_both_versions() {
+    let dir = std::env::temp_dir().join(format!("plugin-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("destination-2.wat");
+    std::fs::write(
+        &file,
+        r#"(component
+            (instance $i)
+            (export "dataflow:destination/destination@2.0.0" (instance $i)))"#,
+    )
+    .unwrap();
+    let (code, text) = inspect(Some(&file));
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("contract   dataflow:destination/destination@2.0.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "runs here  no: the plugin implements contract dataflow:destination/destination@2.0.0; this host runs 1.x (built with 1.0.0)"
+        ),
+        "{text}"
+    );
+
+    // A 1.x plugin whose shape the host does not know is refused at link time.
+    std::fs::write(
+        &file,
+        r#"(component
+            (instance $i)
+            (export "dataflow:destination/destination@1.1.0" (instance $i)))"#,
+    )
+    .unwrap();
+    let (code, text) = inspect(Some(&file));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("runs here  no: the plugin's dataflow:destination/destination@1.1.0 does not have the shape this host knows (1.0.0)"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
