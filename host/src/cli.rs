@@ -13,6 +13,7 @@ use crate::demo::{self, DemoOptions};
 use crate::emulator::faults::Fault;
 use crate::emulator::{Emulator, EmulatorOptions, STREAMING_LIMIT_BYTES};
 use crate::run::{self, RunOptions};
+use crate::sources::mqtt::ProtocolVersion;
 use crate::tls::LoopbackCertificate;
 
 #[derive(Parser)]
@@ -87,6 +88,9 @@ enum Command {
         /// Where compiled plugins are kept between runs [default: ~/.cache/dataflow-host/components].
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// The MQTT version spoken to the broker: 5, or 3.1.1 for brokers without MQTT 5.
+        #[arg(long, default_value = "5")]
+        mqtt_version: ProtocolVersion,
     },
     /// Measures the plugin: the same messages through the wasm component and the same core
     /// compiled natively, per format, gzip level and batch size.
@@ -229,6 +233,7 @@ async fn execute(command: Command) -> Result<()> {
             dead_letter,
             dead_letter_topic,
             cache_dir,
+            mqtt_version,
         } => {
             let report = run::run(&RunOptions {
                 config,
@@ -242,6 +247,7 @@ async fn execute(command: Command) -> Result<()> {
                 shutdown: Some(shutdown_on_signals()?),
                 pause: None,
                 cache_dir,
+                mqtt_version,
             })
             .await?;
             for line in report.summary() {

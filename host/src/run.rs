@@ -14,7 +14,7 @@ use crate::http_client::HttpClient;
 use crate::identity::{self, IdentityEndpoints};
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
 use crate::plugin::{ArtifactCache, Limits, Loaded, PluginRuntime};
-use crate::sources::mqtt::{self, MqttSourceOptions};
+use crate::sources::mqtt::{self, MqttSourceOptions, ProtocolVersion};
 use crate::sources::{self, jsonl};
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub pause: Option<RetryPolicy>,
     /// Where compiled plugins are kept between runs (default: the user's cache directory).
     pub cache_dir: Option<PathBuf>,
+    /// The MQTT version spoken to the broker (default 5).
+    pub mqtt_version: ProtocolVersion,
 }
 
 /// The broker of the built-in `default` endpoint when none is given.
@@ -163,6 +165,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         source_options.window()
     );
     pipeline_options.max_in_flight = source_options.window();
+    pipeline_options.flush_when_idle = source_options.flush_when_idle();
     let (sender, receiver) = sources::channel_for_window(source_options.window());
     let (source, acknowledger) = mqtt::start(&source_options, sender);
     delivery.acknowledger = Some(acknowledger);
@@ -202,6 +205,7 @@ fn mqtt_source(
         client_id: format!("{prefix}{}-{instance}", dataflow.name),
         endpoint,
         filters: dataflow.data_sources.clone(),
+        version: options.mqtt_version,
     })
 }
 

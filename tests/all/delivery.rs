@@ -350,3 +350,52 @@ async fn dead_letters_on_a_topic_wait_for_a_subscriber_and_then_all_arrive() {
         .unwrap()
         .starts_with("readings/"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_3_1_1_delivers_everything_across_a_kill_despite_the_brokers_small_window() {
+    // mosquitto sends an MQTT 3.1.1 client at most 20 unacknowledged messages: the host
+    // flushes when the broker goes quiet instead of waiting for the latency bound.
+    let scenario = Scenario::start("mqtt311", ScenarioOptions::default()).await;
+    let dead_letters = scenario.dir.join("dead-letter-a.jsonl");
+    let args = [
+        "--dead-letter",
+        &dead_letters.display().to_string(),
+        "--mqtt-version",
+        "3.1.1",
+    ];
+    let mut host = scenario.start_host_with("a", &args);
+    host.wait_for_log("subscribed to", 1, Duration::from_secs(60))
+        .await;
+    let published = 3000;
+    let port = scenario.broker.port;
+    let publisher = tokio::spawn(publish_all(
+        port,
+        numbered(0..published, Some(50)),
+        Some(2000),
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    host.kill();
+    let mut host = scenario.start_host_with("a", &args);
+    host.wait_for_log("connected to the MQTT broker", 2, Duration::from_secs(60))
+        .await;
+    publisher.await.unwrap();
+    let tally = scenario
+        .wait_for_all(published, Duration::from_secs(60))
+        .await;
+    let rss = host.peak_rss_bytes();
+    host.terminate(Duration::from_secs(30)).await;
+    println!("{}", tally.row("MQTT 3.1.1, host SIGKILLed once", rss));
+    assert!(
+        tally.lost.is_empty(),
+        "lost {} (first: {:?})\n{}",
+        tally.lost.len(),
+        tally.first_lost(),
+        scenario.host_logs()
+    );
+    assert_eq!((tally.ingested, tally.dead_lettered), (2940, 60));
+    assert!(
+        scenario.host_logs().contains("session resumed"),
+        "{}",
+        scenario.host_logs()
+    );
+}

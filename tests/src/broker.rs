@@ -65,7 +65,6 @@ impl Broker {
                  persistence_location {dir}/\n\
                  # Keep every message queued for a disconnected persistent session.\n\
                  max_queued_messages 0\n\
-                 max_inflight_messages 1000\n\
                  log_dest file {dir}/mosquitto.log\n\
                  log_type error\n\
                  log_type warning\n\

@@ -126,14 +126,18 @@ spec:
         self.start_host_with(instance, &["--dead-letter", &file.display().to_string()])
     }
 
-    /// Starts a host instance with these dead-letter options.
-    pub fn start_host_with(&self, instance: &str, dead_letter: &[&str]) -> HostProcess {
+    /// Starts a host instance with these further arguments (at least a dead-letter option).
+    pub fn start_host_with(&self, instance: &str, extra: &[&str]) -> HostProcess {
         let config = self.dir.join("config").display().to_string();
         let mut args: Vec<String> = ["run", "--config", &config, "--instance", instance]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        args.extend(dead_letter.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        // One artifact cache for the test run, not the user's: hosts after the first one
+        // load the plugin instead of compiling it.
+        let cache = std::env::temp_dir().join(format!("host-artifacts-{}", std::process::id()));
+        args.extend(["--cache-dir".to_string(), cache.display().to_string()]);
         HostProcess::start(&args, &self.dir.join(format!("host-{instance}.log")))
     }
 

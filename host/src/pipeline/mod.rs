@@ -32,7 +32,13 @@ pub struct PipelineOptions {
     pub pause: RetryPolicy,
     /// After a shutdown request: how long to keep trying to deliver what was taken.
     pub shutdown_grace: Duration,
+    /// Flush as soon as the source has nothing more for a moment (`IDLE_FLUSH`): for sources
+    /// that stop sending at an unknown number of unacknowledged messages (MQTT 3.1.1).
+    pub flush_when_idle: bool,
 }
+
+/// How long a source may be quiet before `flush_when_idle` flushes.
+const IDLE_FLUSH: Duration = Duration::from_millis(50);
 
 impl Default for PipelineOptions {
     fn default() -> Self {
@@ -42,6 +48,7 @@ impl Default for PipelineOptions {
             retry: RetryPolicy::default(),
             pause: RetryPolicy::pause(),
             shutdown_grace: Duration::from_secs(30),
+            flush_when_idle: false,
         }
     }
 }
@@ -165,7 +172,11 @@ pub async fn run_with(
         let due = if run.ledger.unsettled() == 0 {
             None
         } else {
-            sink.next_flush_due().await?
+            let due = sink.next_flush_due().await?;
+            match options.flush_when_idle {
+                true => Some(due.map_or(IDLE_FLUSH, |d| d.min(IDLE_FLUSH))),
+                false => due,
+            }
         };
         let outcome = tokio::select! {
             received = source.recv_many(&mut buffer, options.feed_chunk.min(room)) => {
