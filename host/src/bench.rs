@@ -187,7 +187,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
                 let mut sink = runtime
                     .open("bench", endpoint, tokens.clone(), settings.clone())
                     .await?;
-                instantiations.push(sink.instantiate_time.as_secs_f64());
+                instantiations.push(sink.instantiate_time().as_secs_f64());
                 let started = Instant::now();
                 let mut ingested = 0;
                 for chunk in wasm.chunks(batch) {

@@ -136,7 +136,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoResult> {
         rows_in_table,
         first_rows,
         compile_time: runtime.load_time,
-        instantiate_time: sink.instantiate_time,
+        instantiate_time: sink.instantiate_time(),
     })
 }
 

@@ -10,5 +10,6 @@ mod ingestion;
 mod outbound_policy;
 mod plugin_inspect;
 mod plugin_limits;
+mod plugin_restart;
 mod run_config;
 mod tls;

@@ -49,6 +49,14 @@ impl Ledger {
         self.unsettled
     }
 
+    /// Copies of the messages not yet settled, in order: what a fresh plugin instance gets.
+    pub fn unsettled_messages(&self) -> Vec<Message> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.message.clone())
+            .collect()
+    }
+
     /// Records messages handed to the plugin; they must carry the next sequence numbers.
     /// `sources` holds each message's origin and receipt.
     pub fn admit(&mut self, messages: Vec<Message>, sources: Vec<(String, Option<u64>)>) {

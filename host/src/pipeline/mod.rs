@@ -32,6 +32,8 @@ pub struct PipelineOptions {
     pub pause: RetryPolicy,
     /// After a shutdown request: how long to keep trying to deliver what was taken.
     pub shutdown_grace: Duration,
+    /// Backoff between fresh instances of a plugin that keeps failing.
+    pub restart: RetryPolicy,
     /// Flush as soon as the source has nothing more for a moment (`IDLE_FLUSH`): for sources
     /// that stop sending at an unknown number of unacknowledged messages (MQTT 3.1.1).
     pub flush_when_idle: bool,
@@ -48,6 +50,11 @@ impl Default for PipelineOptions {
             retry: RetryPolicy::default(),
             pause: RetryPolicy::pause(),
             shutdown_grace: Duration::from_secs(30),
+            restart: RetryPolicy {
+                initial: Duration::from_millis(200),
+                max: Duration::from_secs(30),
+                max_attempts: None,
+            },
             flush_when_idle: false,
         }
     }
@@ -82,7 +89,11 @@ pub struct PipelineReport {
     pub unacknowledged: u64,
     /// Why the pipeline stopped early, if it did.
     pub failure: Option<String>,
+    /// Statistics of the last plugin instance.
     pub statistics: Option<Statistics>,
+    /// Fresh instances that replaced failed ones, and the first failures' causes.
+    pub plugin_restarts: u32,
+    pub plugin_failures: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -110,6 +121,13 @@ impl PipelineReport {
                 "bytes after gzip   {:.2} MB ({:.1}x smaller)",
                 mb(stats.bytes_sent),
                 stats.bytes_encoded as f64 / stats.bytes_sent.max(1) as f64
+            ));
+        }
+        if self.plugin_restarts > 0 {
+            lines.push(format!(
+                "plugin restarts    {} (first cause: {})",
+                self.plugin_restarts,
+                self.plugin_failures.first().map_or("?", String::as_str)
             ));
         }
         lines.push(format!("elapsed            {seconds:.3} s"));
@@ -154,6 +172,7 @@ pub async fn run_with(
         acknowledger: delivery.acknowledger,
         shutdown: Shutdown::new(delivery.shutdown, options.shutdown_grace),
         options,
+        failures_in_a_row: 0,
     };
     let mut buffer = Vec::with_capacity(options.feed_chunk);
 
@@ -163,7 +182,7 @@ pub async fn run_with(
         }
         let room = options.max_in_flight.saturating_sub(run.ledger.in_flight());
         if room == 0 {
-            let outcome = sink.flush().await?;
+            let outcome = run.call(sink, Then::Flush).await?;
             match run.settle(sink, outcome).await? {
                 Settled::Clear | Settled::Interrupted => continue,
                 Settled::Stop(reason) => break Some(reason),
@@ -172,7 +191,16 @@ pub async fn run_with(
         let due = if run.ledger.unsettled() == 0 {
             None
         } else {
-            let due = sink.next_flush_due().await?;
+            let due = match sink.next_flush_due().await {
+                Ok(due) => due,
+                Err(error) => {
+                    let outcome = run.recover(sink, error, Then::Flush).await?;
+                    match run.settle(sink, outcome).await? {
+                        Settled::Clear | Settled::Interrupted => continue,
+                        Settled::Stop(reason) => break Some(reason),
+                    }
+                }
+            };
             match options.flush_when_idle {
                 true => Some(due.map_or(IDLE_FLUSH, |d| d.min(IDLE_FLUSH))),
                 false => due,
@@ -193,11 +221,14 @@ pub async fn run_with(
                         (message, (origin, receipt))
                     })
                     .unzip();
-                let outcome = sink.accept(&messages).await?;
+                let accepted = sink.accept(&messages).await;
                 run.ledger.admit(messages, sources);
-                outcome
+                match accepted {
+                    Ok(outcome) => outcome,
+                    Err(error) => run.recover(sink, error, Then::Nothing).await?,
+                }
             }
-            _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => sink.flush().await?,
+            _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => run.call(sink, Then::Flush).await?,
             _ = run.shutdown.requested() => continue,
         };
         match run.settle(sink, outcome).await? {
@@ -210,7 +241,7 @@ pub async fn run_with(
     // shutdown request, retries last at most the grace period.
     if stopped.is_none() {
         run.shutdown.start_grace();
-        let outcome = sink.close().await?;
+        let outcome = run.call(sink, Then::Close).await?;
         if let Settled::Stop(reason) = run.settle(sink, outcome).await? {
             stopped = Some(reason);
         } else if run.ledger.unsettled() > 0 {
@@ -224,9 +255,37 @@ pub async fn run_with(
     let mut report = std::mem::take(&mut run.ledger.report);
     report.failure = stopped;
     report.unacknowledged = run.ledger.unsettled() as u64;
-    report.statistics = Some(sink.statistics().await?);
+    report.statistics = sink.statistics().await.ok();
+    report.plugin_restarts = sink.restarts;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// What a plugin call was doing, to do it again on a fresh instance.
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    Flush,
+    Close,
+    Nothing,
+}
+
+/// Kept plugin failure causes; beyond this only the restart count grows.
+const MAX_KEPT_FAILURES: usize = 100;
+
+fn empty_outcome() -> Outcome {
+    Outcome {
+        ingested: Vec::new(),
+        rejected: Vec::new(),
+        failure: None,
+    }
+}
+
+fn absorb(into: &mut Outcome, other: Outcome) {
+    into.ingested.extend(other.ingested);
+    into.rejected.extend(other.rejected);
+    if other.failure.is_some() {
+        into.failure = other.failure;
+    }
 }
 
 enum Settled {
@@ -244,6 +303,8 @@ struct Run<'a> {
     acknowledger: Option<Box<dyn Acknowledger>>,
     shutdown: Shutdown,
     options: &'a PipelineOptions,
+    /// Plugin failures since the last progress: the restart backoff grows with it.
+    failures_in_a_row: u32,
 }
 
 impl Run<'_> {
@@ -292,11 +353,78 @@ impl Run<'_> {
                     )))
                 }
             }
-            outcome = sink.flush().await?;
+            outcome = self.call(sink, Then::Flush).await?;
         }
     }
 
+    /// Flushes or closes the plugin; a plugin that fails doing so is replaced (`recover`).
+    async fn call(&mut self, sink: &mut PluginSink, call: Then) -> Result<Outcome> {
+        let result = match call {
+            Then::Flush => sink.flush().await,
+            Then::Close => sink.close().await,
+            Then::Nothing => return Ok(empty_outcome()),
+        };
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(error) => self.recover(sink, error, call).await,
+        }
+    }
+
+    /// A plugin call failed (a trap, the memory cap, the deadline): the instance is dropped,
+    /// a fresh one takes its place and gets the unsettled messages again, then does `then`.
+    /// Repeated failures back off; only the end of a shutdown's grace period gives up.
+    async fn recover(
+        &mut self,
+        sink: &mut PluginSink,
+        mut error: anyhow::Error,
+        then: Then,
+    ) -> Result<Outcome> {
+        loop {
+            // The root cause names it (a trap, the memory cap, the deadline); the rest of
+            // the chain is a wasm backtrace.
+            let cause = error.root_cause().to_string();
+            let delay = self.options.restart.delay(self.failures_in_a_row, None);
+            self.failures_in_a_row += 1;
+            eprintln!(
+                "plugin failed: {cause}; a fresh instance takes over in {:.1} s with the {} unsettled message(s)",
+                delay.as_secs_f64(),
+                self.ledger.unsettled()
+            );
+            if self.ledger.report.plugin_failures.len() < MAX_KEPT_FAILURES {
+                self.ledger.report.plugin_failures.push(cause);
+            }
+            if self.shutdown.wait(delay).await == Waited::OutOfTime {
+                return Err(
+                    error.context("the shutdown grace period ran out restarting the plugin")
+                );
+            }
+            match self.replay(sink, then).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) => error = e,
+            }
+        }
+    }
+
+    async fn replay(&mut self, sink: &mut PluginSink, then: Then) -> Result<Outcome> {
+        sink.restart().await?;
+        let mut outcome = empty_outcome();
+        let unsettled = self.ledger.unsettled_messages();
+        for chunk in unsettled.chunks(self.options.feed_chunk.max(1)) {
+            absorb(&mut outcome, sink.accept(chunk).await?);
+        }
+        match then {
+            Then::Flush => absorb(&mut outcome, sink.flush().await?),
+            Then::Close => absorb(&mut outcome, sink.close().await?),
+            Then::Nothing => {}
+        }
+        Ok(outcome)
+    }
+
     async fn record(&mut self, outcome: &Outcome) -> Result<()> {
+        if !outcome.ingested.is_empty() || !outcome.rejected.is_empty() {
+            // Progress: a plugin that failed before is working again.
+            self.failures_in_a_row = 0;
+        }
         let letters = self.ledger.record(outcome);
         self.dead_letters.write(&letters).await?;
         let receipts = self.ledger.release();

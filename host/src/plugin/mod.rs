@@ -58,7 +58,8 @@ impl Default for Limits {
     }
 }
 
-/// A compiled plugin, ready to instantiate many times.
+/// A compiled plugin, ready to instantiate many times (cheap to clone).
+#[derive(Clone)]
 pub struct PluginRuntime {
     engine: Engine,
     pre: DestinationPluginPre<PluginState>,
@@ -160,30 +161,18 @@ impl PluginRuntime {
         tokens: Arc<dyn TokenProvider>,
         config: Vec<(String, String)>,
     ) -> Result<PluginSink> {
-        let policy = OutboundPolicy::new(endpoint, tokens, self.transport.clone())?;
-        let state = PluginState::new(name, policy, self.limits.max_memory_bytes);
-        let logs = state.logs();
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
-        let started = Instant::now();
-        store.set_epoch_deadline(self.deadline_ticks());
-        let bindings = self.pre.instantiate_async(&mut store).await?;
-        let instantiate_time = started.elapsed();
-        let sink = bindings
-            .dataflow_destination_destination()
-            .sink()
-            .call_open(&mut store, &config)
-            .await?
-            .map_err(|e| anyhow!("plugin `{name}`: {}", describe(&e)))?;
+        let opening = Opening {
+            runtime: self.clone(),
+            name: name.to_string(),
+            endpoint: endpoint.to_string(),
+            tokens,
+            config,
+        };
+        let instance = opening.instantiate().await?;
         Ok(PluginSink {
-            store,
-            bindings,
-            sink,
-            deadline_ticks: self.deadline_ticks(),
-            call_deadline: self.limits.call_deadline,
-            instantiate_time,
-            logs,
+            instance,
+            opening,
+            restarts: 0,
         })
     }
 
@@ -192,18 +181,110 @@ impl PluginRuntime {
     }
 }
 
-/// One open sink of one plugin instance.
-pub struct PluginSink {
+/// What opening a sink took, kept to open it again in a fresh instance.
+struct Opening {
+    runtime: PluginRuntime,
+    name: String,
+    endpoint: String,
+    tokens: Arc<dyn TokenProvider>,
+    config: Vec<(String, String)>,
+}
+
+impl Opening {
+    async fn instantiate(&self) -> Result<Instance> {
+        let runtime = &self.runtime;
+        let policy = OutboundPolicy::new(
+            &self.endpoint,
+            self.tokens.clone(),
+            runtime.transport.clone(),
+        )?;
+        let state = PluginState::new(&self.name, policy, runtime.limits.max_memory_bytes);
+        let logs = state.logs();
+        let mut store = Store::new(&runtime.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        let started = Instant::now();
+        store.set_epoch_deadline(runtime.deadline_ticks());
+        let bindings = runtime.pre.instantiate_async(&mut store).await?;
+        let instantiate_time = started.elapsed();
+        let sink = bindings
+            .dataflow_destination_destination()
+            .sink()
+            .call_open(&mut store, &self.config)
+            .await?
+            .map_err(|e| anyhow!("plugin `{}`: {}", self.name, describe(&e)))?;
+        Ok(Instance {
+            store,
+            bindings,
+            sink,
+            deadline_ticks: runtime.deadline_ticks(),
+            call_deadline: runtime.limits.call_deadline,
+            instantiate_time,
+            logs,
+        })
+    }
+}
+
+/// One plugin instance with its open sink.
+struct Instance {
     store: Store<PluginState>,
     bindings: DestinationPlugin,
     sink: ResourceAny,
     deadline_ticks: u64,
     call_deadline: Duration,
-    pub instantiate_time: Duration,
+    instantiate_time: Duration,
     logs: state::LogBuffer,
 }
 
+/// One open sink of a plugin, in an instance that `restart` can replace.
+pub struct PluginSink {
+    instance: Instance,
+    opening: Opening,
+    /// Fresh instances that replaced a failed one.
+    pub restarts: u32,
+}
+
 impl PluginSink {
+    pub fn instantiate_time(&self) -> Duration {
+        self.instance.instantiate_time
+    }
+
+    /// Replaces the instance with a fresh one, opened with the same configuration: after a
+    /// trap, a memory cap or a deadline, the old one must not be used again. What it held
+    /// is gone; the caller gives the new one the unsettled messages again.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.instance = self.opening.instantiate().await?;
+        self.restarts += 1;
+        Ok(())
+    }
+
+    /// What the plugin logged so far (of the current instance).
+    pub fn logs(&self) -> Vec<PluginLogLine> {
+        self.instance.logs.lock().unwrap().clone()
+    }
+
+    pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome> {
+        self.instance.accept(messages).await
+    }
+
+    pub async fn next_flush_due(&mut self) -> Result<Option<Duration>> {
+        self.instance.next_flush_due().await
+    }
+
+    pub async fn flush(&mut self) -> Result<Outcome> {
+        self.instance.flush().await
+    }
+
+    pub async fn close(&mut self) -> Result<Outcome> {
+        self.instance.close().await
+    }
+
+    pub async fn statistics(&mut self) -> Result<Statistics> {
+        self.instance.statistics().await
+    }
+}
+
+impl Instance {
     pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let sink = self.bindings.dataflow_destination_destination().sink();
@@ -253,11 +334,6 @@ impl PluginSink {
             sink.call_statistics(&mut self.store, self.sink),
         )
         .await
-    }
-
-    /// What the plugin logged so far.
-    pub fn logs(&self) -> Vec<PluginLogLine> {
-        self.logs.lock().unwrap().clone()
     }
 }
 

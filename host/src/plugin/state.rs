@@ -42,6 +42,9 @@ impl PluginState {
             policy,
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_memory_bytes)
+                // A plugin at its cap is stopped with a cause that says so, instead of
+                // seeing an allocation fail (a Rust guest then aborts with a bare trap).
+                .trap_on_grow_failure(true)
                 .instances(4)
                 .build(),
             logs: LogBuffer::default(),

@@ -1,0 +1,93 @@
+//! A plugin that traps, overruns its deadline or outgrows its memory cap is stopped, reported
+//! with the cause, and replaced by a fresh instance that gets its unsettled messages again:
+//! nothing is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dataflow_host::identity::StaticToken;
+use dataflow_host::pipeline::{self, PipelineOptions};
+use dataflow_host::plugin::{Limits, PluginRuntime};
+use dataflow_host::sources::{self, SourceMessage};
+use end_to_end_tests::{http_probe_wasm, LocalAdx, DATABASE};
+
+async fn run_misbehaving(misbehave: &str) -> (dataflow_host::pipeline::PipelineReport, Vec<u64>) {
+    let adx = LocalAdx::start(".create table t (n: long)", true).await;
+    let limits = Limits {
+        call_deadline: Duration::from_secs(1),
+        max_memory_bytes: 64 << 20,
+    };
+    let runtime = PluginRuntime::new(&http_probe_wasm(), limits).unwrap();
+    let url = adx.emulator.url();
+    let config = vec![
+        (
+            "url".to_string(),
+            format!("{url}/v1/rest/ingest/{DATABASE}/t?streamFormat=json"),
+        ),
+        ("misbehave".to_string(), misbehave.to_string()),
+    ];
+    let mut sink = runtime
+        .open(
+            "probe",
+            &url,
+            Arc::new(StaticToken(adx.token.clone())),
+            config,
+        )
+        .await
+        .unwrap();
+    let (sender, receiver) = sources::channel();
+    tokio::spawn(async move {
+        for n in 0..100u64 {
+            let message = SourceMessage {
+                topic: "t".into(),
+                payload: format!(r#"{{"n": {n}}}"#).into_bytes(),
+                origin: format!("m{n}"),
+                ..Default::default()
+            };
+            sender.send(message).await.unwrap();
+        }
+    });
+    let options = PipelineOptions {
+        feed_chunk: 10,
+        ..PipelineOptions::default()
+    };
+    let report = pipeline::run(&mut sink, receiver, &options).await.unwrap();
+    let mut numbers: Vec<u64> = adx
+        .emulator
+        .rows(DATABASE, "t")
+        .iter()
+        .filter_map(|row| row[0].as_u64())
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    (report, numbers)
+}
+
+async fn contained(misbehave: &str, cause: &str) {
+    let (report, numbers) = run_misbehaving(misbehave).await;
+    assert!(report.all_accounted_for(), "{misbehave}: {report:?}");
+    assert_eq!(report.ingested, 100, "{misbehave}: {report:?}");
+    assert_eq!(numbers, (0..100).collect::<Vec<_>>(), "{misbehave}");
+    // Each fresh instance misbehaves again at its third call.
+    assert!(report.plugin_restarts >= 3, "{misbehave}: {report:?}");
+    assert!(
+        report.plugin_failures.iter().all(|f| f.contains(cause)),
+        "{misbehave}: {:?}",
+        report.plugin_failures
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_that_traps_is_replaced_and_loses_nothing() {
+    contained("panic@3", "wasm trap").await;
+}
+
+#[tokio::test]
+async fn a_plugin_that_loops_forever_is_stopped_at_its_deadline_and_replaced() {
+    contained("loop@3", "interrupt").await;
+}
+
+#[tokio::test]
+async fn a_plugin_that_grows_without_end_is_stopped_at_its_memory_cap_and_replaced() {
+    contained("grow@3", "memory").await;
+}
