@@ -91,6 +91,9 @@ enum Command {
         /// The MQTT version spoken to the broker: 5, or 3.1.1 for brokers without MQTT 5.
         #[arg(long, default_value = "5")]
         mqtt_version: ProtocolVersion,
+        /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Measures the plugin: the same messages through the wasm component and the same core
     /// compiled natively, per format, gzip level and batch size.
@@ -234,6 +237,7 @@ async fn execute(command: Command) -> Result<()> {
             dead_letter_topic,
             cache_dir,
             mqtt_version,
+            metrics_addr,
         } => {
             let report = run::run(&RunOptions {
                 config,
@@ -248,6 +252,7 @@ async fn execute(command: Command) -> Result<()> {
                 pause: None,
                 cache_dir,
                 mqtt_version,
+                metrics_addr,
             })
             .await?;
             for line in report.summary() {

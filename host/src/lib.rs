@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod http_client;
 pub mod identity;
 pub mod kusto_client;
+pub mod metrics;
 pub mod outbound;
 pub mod pipeline;
 pub mod plugin;

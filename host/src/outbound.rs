@@ -16,6 +16,7 @@ use wasmtime_wasi_http::{
 use crate::config::is_loopback;
 use crate::http_client::Transport;
 use crate::identity::{fingerprint, TokenProvider};
+use crate::metrics::Metrics;
 
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -25,6 +26,7 @@ pub struct OutboundPolicy {
     authority: Authority,
     tokens: Arc<dyn TokenProvider>,
     transport: Arc<dyn Transport>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl OutboundPolicy {
@@ -57,7 +59,14 @@ impl OutboundPolicy {
             authority,
             tokens,
             transport,
+            metrics: None,
         })
+    }
+
+    /// Records every answered request (status, latency, body size) in `metrics`.
+    pub fn observed_by(mut self, metrics: Option<Arc<Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn allows(&self, uri: &http::Uri) -> bool {
@@ -125,7 +134,11 @@ impl WasiHttpHooks for OutboundPolicy {
                     Error::InternalError(Some(format!("no token for {}: {e}", policy.authority)))
                 })?;
                 let request = with_token(&parts, body.clone(), &token)?;
+                let started = std::time::Instant::now();
                 let answer = policy.transport.exchange(request, timeout).await?;
+                if let Some(metrics) = &policy.metrics {
+                    metrics.observe_request(answer.status, started.elapsed(), body.len());
+                }
                 if answer.status == 401 && !refused_once {
                     eprintln!(
                         "{} refused {}; fetching a new token",

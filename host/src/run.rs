@@ -1,6 +1,7 @@
 //! `dataflow-host run`: a dataflow of a set of YAML resources, its Azure Data Explorer
 //! destination in its plugin, fed from its MQTT topics (or a JSON Lines file).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::config::{Deployment, DestinationPlan, MqttEndpoint};
 use crate::dead_letter::{DeadLetterSink, MqttDeadLetters};
 use crate::http_client::HttpClient;
 use crate::identity::{self, IdentityEndpoints};
+use crate::metrics::Metrics;
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
 use crate::plugin::{ArtifactCache, Limits, Loaded, PluginRuntime};
 use crate::sources::mqtt::{self, MqttSourceOptions, ProtocolVersion};
@@ -45,6 +47,8 @@ pub struct RunOptions {
     pub cache_dir: Option<PathBuf>,
     /// The MQTT version spoken to the broker (default 5).
     pub mqtt_version: ProtocolVersion,
+    /// Serve Prometheus metrics at `http://<addr>/metrics`.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The broker of the built-in `default` endpoint when none is given.
@@ -85,8 +89,22 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         Some(dir) => Some(ArtifactCache::new(dir)),
         None => ArtifactCache::default_location(),
     };
-    let runtime = PluginRuntime::load(&wasm, Limits::default(), cache.as_ref())?
+    let mut runtime = PluginRuntime::load(&wasm, Limits::default(), cache.as_ref())?
         .with_transport(Arc::new(client));
+    let metrics = match options.metrics_addr {
+        Some(addr) => {
+            let metrics = Metrics::new(
+                &plan.dataflow.destination_endpoint,
+                &plan.dataflow.data_destination,
+            );
+            metrics.watch_tokens(tokens.clone());
+            let (bound, _server) = crate::metrics::serve(addr, metrics.clone()).await?;
+            eprintln!("metrics on http://{bound}/metrics");
+            runtime = runtime.with_metrics(metrics.clone());
+            Some(metrics)
+        }
+        None => None,
+    };
     let how = match runtime.loaded {
         Loaded::Compiled => "compiled",
         Loaded::FromCache => "loaded from the artifact cache",
@@ -139,6 +157,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     }
     let mut delivery = Delivery {
         acknowledger: None,
+        metrics,
         dead_letters,
         shutdown: options.shutdown.clone(),
     };

@@ -399,3 +399,99 @@ async fn mqtt_3_1_1_delivers_everything_across_a_kill_despite_the_brokers_small_
         scenario.host_logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_scraped_during_a_run_match_its_own_counts() {
+    let scenario = Scenario::start("metrics", ScenarioOptions::default()).await;
+    let port = end_to_end_tests::broker::free_port();
+    let dead_letters = scenario
+        .dir
+        .join("dead-letter-a.jsonl")
+        .display()
+        .to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let mut host = scenario.start_host_with(
+        "a",
+        &["--dead-letter", &dead_letters, "--metrics-addr", &addr],
+    );
+    host.wait_for_log("subscribed to", 1, Duration::from_secs(60))
+        .await;
+    let published = 1000;
+    publish_all(scenario.broker.port, numbered(0..published, Some(10)), None).await;
+    let tally = scenario.wait_for_all(published, SETTLE).await;
+    assert!(tally.lost.is_empty());
+    // The counters follow the pipeline; give the last settle a moment to land.
+    let mut metrics = scrape(&addr);
+    for _ in 0..50 {
+        if value(&metrics, "dataflow_messages_ingested_total") == 900.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        metrics = scrape(&addr);
+    }
+    assert_eq!(
+        value(&metrics, "dataflow_messages_received_total"),
+        1000.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(&metrics, "dataflow_messages_ingested_total"),
+        900.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(&metrics, "dataflow_messages_dead_lettered_total"),
+        100.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(&metrics, "dataflow_in_flight_messages"),
+        0.0,
+        "{metrics}"
+    );
+    let answered = scenario
+        .adx
+        .ingest_statuses()
+        .iter()
+        .filter(|s| **s == 200)
+        .count();
+    assert_eq!(
+        value(&metrics, "dataflow_request_duration_seconds_count{endpoint=\"adx\",table=\"readings\",status=\"200\"}"),
+        answered as f64,
+        "{metrics}"
+    );
+    assert_eq!(
+        value(&metrics, "dataflow_rows_sent_total"),
+        900.0,
+        "{metrics}"
+    );
+    let log = host.log.clone();
+    assert!(host.terminate(Duration::from_secs(30)).await.success());
+    let summary = std::fs::read_to_string(log).unwrap();
+    assert!(summary.contains("rows ingested      900"), "{summary}");
+}
+
+/// `GET /metrics` over a plain socket.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The value of the first sample whose name (and labels, if given) starts the line.
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|line| !line.starts_with('#') && line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+}

@@ -36,6 +36,7 @@ struct Cached {
 pub struct CachedToken<S: TokenSource> {
     source: S,
     current: Mutex<Option<Cached>>,
+    refreshes: std::sync::atomic::AtomicU64,
 }
 
 impl<S: TokenSource> CachedToken<S> {
@@ -43,6 +44,7 @@ impl<S: TokenSource> CachedToken<S> {
         Self {
             source,
             current: Mutex::new(None),
+            refreshes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -58,6 +60,8 @@ impl<S: TokenSource> TokenProvider for CachedToken<S> {
             }
             match self.source.fetch().await {
                 Ok(token) => {
+                    self.refreshes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let ahead = REFRESH_AHEAD.min(token.lifetime / 2);
                     let fresh = Cached {
                         refresh_at: now + token.lifetime - ahead,
@@ -75,6 +79,10 @@ impl<S: TokenSource> TokenProvider for CachedToken<S> {
                 },
             }
         })
+    }
+
+    fn refreshes(&self) -> u64 {
+        self.refreshes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn invalidate(&self, token: &str) {

@@ -27,6 +27,10 @@ pub trait TokenProvider: Send + Sync {
     fn token(&self) -> TokenFuture<'_>;
     /// The endpoint refused `token` (401): do not hand it out again.
     fn invalidate(&self, _token: &str) {}
+    /// Tokens fetched from the identity service so far (none for a fixed token).
+    fn refreshes(&self) -> u64 {
+        0
+    }
 }
 
 /// A fixed token: for the local endpoint, which accepts the token it was started with.

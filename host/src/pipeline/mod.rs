@@ -8,12 +8,14 @@
 mod ledger;
 mod retry;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::watch;
 
 use crate::dead_letter::DeadLetterSink;
+use crate::metrics::Metrics;
 use crate::plugin::{describe, ErrorClass, Message, Outcome, PluginSink, Statistics};
 use crate::sources::{Acknowledger, SourceReceiver};
 use ledger::Ledger;
@@ -64,6 +66,8 @@ impl Default for PipelineOptions {
 /// and the signal that asks the pipeline to stop.
 pub struct Delivery {
     pub acknowledger: Option<Box<dyn Acknowledger>>,
+    /// Counters for `--metrics-addr`, if it serves them.
+    pub metrics: Option<Arc<Metrics>>,
     pub dead_letters: DeadLetterSink,
     pub shutdown: Option<watch::Receiver<bool>>,
 }
@@ -72,6 +76,7 @@ impl Default for Delivery {
     fn default() -> Self {
         Self {
             acknowledger: None,
+            metrics: None,
             dead_letters: DeadLetterSink::ReportOnly,
             shutdown: None,
         }
@@ -173,6 +178,7 @@ pub async fn run_with(
         shutdown: Shutdown::new(delivery.shutdown, options.shutdown_grace),
         options,
         failures_in_a_row: 0,
+        metrics: delivery.metrics,
     };
     let mut buffer = Vec::with_capacity(options.feed_chunk);
 
@@ -288,6 +294,15 @@ fn absorb(into: &mut Outcome, other: Outcome) {
     }
 }
 
+/// The plugin's statistics into the metrics (a call into the plugin: only with metrics).
+async fn observe_plugin(metrics: Option<Arc<Metrics>>, sink: &mut PluginSink) {
+    if let Some(metrics) = metrics {
+        if let Ok(statistics) = sink.statistics().await {
+            metrics.plugin_statistics(sink.restarts, statistics);
+        }
+    }
+}
+
 enum Settled {
     /// Everything in the outcome is recorded and nothing failed.
     Clear,
@@ -305,6 +320,7 @@ struct Run<'a> {
     options: &'a PipelineOptions,
     /// Plugin failures since the last progress: the restart backoff grows with it.
     failures_in_a_row: u32,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Run<'_> {
@@ -316,8 +332,16 @@ impl Run<'_> {
         loop {
             self.record(&outcome).await?;
             let Some(failure) = outcome.failure.take() else {
+                observe_plugin(self.metrics.clone(), sink).await;
                 return Ok(Settled::Clear);
             };
+            if let Some(metrics) = &self.metrics {
+                match failure.class {
+                    ErrorClass::Transient => metrics.retries.add(1),
+                    ErrorClass::Permanent => metrics.paused.add(1),
+                    ErrorClass::Configuration => {}
+                }
+            }
             let policy = match failure.class {
                 ErrorClass::Transient => &self.options.retry,
                 ErrorClass::Permanent => &self.options.pause,
@@ -398,6 +422,9 @@ impl Run<'_> {
                     error.context("the shutdown grace period ran out restarting the plugin")
                 );
             }
+            if let Some(metrics) = &self.metrics {
+                metrics.plugin_restarts.add(1);
+            }
             match self.replay(sink, then).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) => error = e,
@@ -428,6 +455,13 @@ impl Run<'_> {
         let letters = self.ledger.record(outcome);
         self.dead_letters.write(&letters).await?;
         let receipts = self.ledger.release();
+        if let Some(metrics) = &self.metrics {
+            let report = &self.ledger.report;
+            metrics.received.set(report.messages_in);
+            metrics.ingested.set(report.ingested);
+            metrics.dead_lettered.set(report.rejected);
+            metrics.in_flight.set(self.ledger.in_flight() as u64);
+        }
         if let Some(acknowledger) = &mut self.acknowledger {
             if !receipts.is_empty() {
                 acknowledger.acknowledge(&receipts);

@@ -20,6 +20,7 @@ use state::PluginState;
 
 use crate::http_client::{HttpClient, Transport};
 use crate::identity::TokenProvider;
+use crate::metrics::Metrics;
 use crate::outbound::OutboundPolicy;
 
 wasmtime::component::bindgen!({
@@ -65,6 +66,7 @@ pub struct PluginRuntime {
     pre: DestinationPluginPre<PluginState>,
     limits: Limits,
     transport: Arc<dyn Transport>,
+    metrics: Option<Arc<Metrics>>,
     /// How long compiling the component, or loading it from the cache, took.
     pub load_time: Duration,
     pub loaded: Loaded,
@@ -138,6 +140,7 @@ impl PluginRuntime {
             pre,
             limits,
             transport: Arc::new(HttpClient::system()),
+            metrics: None,
             load_time,
             loaded,
             contract,
@@ -149,6 +152,12 @@ impl PluginRuntime {
     /// that trusts the webpki roots.
     pub fn with_transport(mut self, transport: Arc<dyn Transport>) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Where the plugins' requests are counted and timed.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -197,7 +206,8 @@ impl Opening {
             &self.endpoint,
             self.tokens.clone(),
             runtime.transport.clone(),
-        )?;
+        )?
+        .observed_by(runtime.metrics.clone());
         let state = PluginState::new(&self.name, policy, runtime.limits.max_memory_bytes);
         let logs = state.logs();
         let mut store = Store::new(&runtime.engine, state);

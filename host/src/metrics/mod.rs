@@ -1,0 +1,328 @@
+//! What a dataflow did, as Prometheus metrics: counters the pipeline and the outbound policy
+//! update as they go, rendered in the text exposition format by `server.rs`.
+
+mod server;
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use server::serve;
+
+use crate::identity::TokenProvider;
+use crate::plugin::Statistics;
+
+/// Upper bounds of the request latency histogram, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default, Clone)]
+struct Histogram {
+    /// Counts per bucket of `LATENCY_BUCKETS` (not cumulative), then the overflow.
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; LATENCY_BUCKETS.len() + 1];
+        }
+        let index = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[index] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+/// The metrics of one dataflow (one endpoint and table).
+pub struct Metrics {
+    labels: String,
+    pub received: Counter,
+    pub ingested: Counter,
+    pub dead_lettered: Counter,
+    pub retries: Counter,
+    pub paused: Counter,
+    pub plugin_restarts: Counter,
+    pub in_flight: Counter,
+    /// Plugin statistics of instances that were replaced, plus the current one's.
+    plugin_totals: Mutex<PluginTotals>,
+    requests: Mutex<BTreeMap<u16, Histogram>>,
+    request_bytes: Counter,
+    tokens: Mutex<Option<Arc<dyn TokenProvider>>>,
+}
+
+struct PluginTotals {
+    earlier: Statistics,
+    current: Statistics,
+    instance: u32,
+}
+
+impl Default for PluginTotals {
+    fn default() -> Self {
+        Self {
+            earlier: zero(),
+            current: zero(),
+            instance: 0,
+        }
+    }
+}
+
+fn zero() -> Statistics {
+    Statistics {
+        messages_accepted: 0,
+        messages_ingested: 0,
+        messages_rejected: 0,
+        requests: 0,
+        failed_requests: 0,
+        bytes_encoded: 0,
+        bytes_sent: 0,
+    }
+}
+
+impl Metrics {
+    pub fn new(endpoint: &str, table: &str) -> Arc<Self> {
+        Arc::new(Self {
+            labels: format!(
+                "endpoint=\"{}\",table=\"{}\"",
+                escape(endpoint),
+                escape(table)
+            ),
+            received: Counter::default(),
+            ingested: Counter::default(),
+            dead_lettered: Counter::default(),
+            retries: Counter::default(),
+            paused: Counter::default(),
+            plugin_restarts: Counter::default(),
+            in_flight: Counter::default(),
+            plugin_totals: Mutex::new(PluginTotals::default()),
+            requests: Mutex::new(BTreeMap::new()),
+            request_bytes: Counter::default(),
+            tokens: Mutex::new(None),
+        })
+    }
+
+    /// Token refreshes are read from the endpoint's token provider.
+    pub fn watch_tokens(&self, tokens: Arc<dyn TokenProvider>) {
+        *self.tokens.lock().unwrap() = Some(tokens);
+    }
+
+    /// One HTTP request of the plugin, as the endpoint answered it.
+    pub fn observe_request(&self, status: u16, latency: Duration, body_bytes: usize) {
+        self.requests
+            .lock()
+            .unwrap()
+            .entry(status)
+            .or_default()
+            .observe(latency.as_secs_f64());
+        self.request_bytes.add(body_bytes as u64);
+    }
+
+    /// The plugin's own statistics; `instance` counts restarts, whose statistics start over.
+    pub fn plugin_statistics(&self, instance: u32, statistics: Statistics) {
+        let mut totals = self.plugin_totals.lock().unwrap();
+        if instance != totals.instance {
+            let finished = totals.current;
+            add(&mut totals.earlier, &finished);
+            totals.instance = instance;
+        }
+        totals.current = statistics;
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let l = &self.labels;
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{l}}} {value}"
+            );
+        };
+        counter(
+            "dataflow_messages_received_total",
+            "Messages taken from the source.",
+            self.received.get(),
+        );
+        counter(
+            "dataflow_messages_ingested_total",
+            "Messages the destination answered success for.",
+            self.ingested.get(),
+        );
+        counter(
+            "dataflow_messages_dead_lettered_total",
+            "Messages rejected with a reason and written to the dead-letter sink.",
+            self.dead_lettered.get(),
+        );
+        counter(
+            "dataflow_retries_total",
+            "Transient failures retried with backoff.",
+            self.retries.get(),
+        );
+        counter(
+            "dataflow_paused_total",
+            "Probes while paused by a permanent error about the destination.",
+            self.paused.get(),
+        );
+        counter(
+            "dataflow_plugin_restarts_total",
+            "Fresh plugin instances that replaced a failed one.",
+            self.plugin_restarts.get(),
+        );
+        let mut totals = zero();
+        {
+            let plugin = self.plugin_totals.lock().unwrap();
+            add(&mut totals, &plugin.earlier);
+            add(&mut totals, &plugin.current);
+        }
+        counter(
+            "dataflow_rows_sent_total",
+            "Rows the plugin sent and the destination accepted.",
+            totals.messages_ingested,
+        );
+        counter(
+            "dataflow_bytes_encoded_total",
+            "Bytes of rows sent, before compression.",
+            totals.bytes_encoded,
+        );
+        counter(
+            "dataflow_bytes_sent_total",
+            "Bytes of request bodies sent, after compression.",
+            self.request_bytes.get(),
+        );
+        let refreshes = self
+            .tokens
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(0, |t| t.refreshes());
+        counter(
+            "dataflow_token_refreshes_total",
+            "Tokens fetched from the identity service.",
+            refreshes,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dataflow_in_flight_messages Messages taken from the source and not yet settled.\n# TYPE dataflow_in_flight_messages gauge\ndataflow_in_flight_messages{{{l}}} {}",
+            self.in_flight.get()
+        );
+        let name = "dataflow_request_duration_seconds";
+        let _ = writeln!(out, "# HELP {name} Plugin requests to the endpoint, by answer status.\n# TYPE {name} histogram");
+        for (status, histogram) in self.requests.lock().unwrap().iter() {
+            let mut cumulative = 0;
+            for (bound, count) in LATENCY_BUCKETS.iter().zip(&histogram.buckets) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{{l},status=\"{status}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{l},status=\"{status}\",le=\"+Inf\"}} {}",
+                histogram.count
+            );
+            let _ = writeln!(
+                out,
+                "{name}_sum{{{l},status=\"{status}\"}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "{name}_count{{{l},status=\"{status}\"}} {}",
+                histogram.count
+            );
+        }
+        out
+    }
+}
+
+fn add(into: &mut Statistics, other: &Statistics) {
+    into.messages_accepted += other.messages_accepted;
+    into.messages_ingested += other.messages_ingested;
+    into.messages_rejected += other.messages_rejected;
+    into.requests += other.requests;
+    into.failed_requests += other.failed_requests;
+    into.bytes_encoded += other.bytes_encoded;
+    into.bytes_sent += other.bytes_sent;
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        let metrics = Metrics::new("adx", "readings");
+        metrics.received.add(3);
+        metrics.observe_request(200, Duration::from_millis(3), 100);
+        metrics.observe_request(200, Duration::from_millis(30), 50);
+        metrics.observe_request(503, Duration::from_secs(20), 10);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "dataflow_messages_received_total{endpoint=\"adx\",table=\"readings\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("dataflow_request_duration_seconds_bucket{endpoint=\"adx\",table=\"readings\",status=\"200\",le=\"0.005\"} 1"), "{text}");
+        assert!(text.contains("dataflow_request_duration_seconds_bucket{endpoint=\"adx\",table=\"readings\",status=\"200\",le=\"0.05\"} 2"), "{text}");
+        assert!(text.contains("dataflow_request_duration_seconds_count{endpoint=\"adx\",table=\"readings\",status=\"503\"} 1"), "{text}");
+        assert!(text.contains("dataflow_request_duration_seconds_bucket{endpoint=\"adx\",table=\"readings\",status=\"503\",le=\"10\"} 0"), "{text}");
+        assert!(
+            text.contains("dataflow_bytes_sent_total{endpoint=\"adx\",table=\"readings\"} 160"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn plugin_statistics_add_up_across_restarts() {
+        let metrics = Metrics::new("adx", "t");
+        let stats = |rows| Statistics {
+            messages_ingested: rows,
+            bytes_encoded: rows * 10,
+            ..zero()
+        };
+        metrics.plugin_statistics(0, stats(5));
+        metrics.plugin_statistics(0, stats(7));
+        metrics.plugin_statistics(1, stats(2));
+        let text = metrics.render();
+        assert!(
+            text.contains("dataflow_rows_sent_total{endpoint=\"adx\",table=\"t\"} 9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dataflow_bytes_encoded_total{endpoint=\"adx\",table=\"t\"} 90"),
+            "{text}"
+        );
+    }
+}
