@@ -328,6 +328,10 @@ async fn execute(command: Command) -> Result<()> {
             println!("local ADX-compatible endpoint on {}", emulator.url());
             println!("bearer token: {token}");
             println!(
+                "connection string: {}",
+                emulator.connection_string("telemetry")
+            );
+            println!(
                 "management: POST {}/v1/rest/mgmt  {{\"db\": \"…\", \"csl\": \".create table …\"}}",
                 emulator.url()
             );

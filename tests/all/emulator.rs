@@ -124,6 +124,11 @@ async fn the_command_line_endpoint_injects_the_faults_it_is_given() {
         std::time::Duration::from_secs(30),
     )
     .await;
+    let log = std::fs::read_to_string(dir.join("log")).unwrap();
+    assert!(
+        log.contains(&format!("connection string: Data Source=http://127.0.0.1:{port};Initial Catalog=telemetry;AAD Federated Security=True;Application Token=t0k")),
+        "{log}"
+    );
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let auth = [("authorization", "Bearer t0k")];
     let (status, _) = post(

@@ -8,6 +8,7 @@ use serde_json::Value;
 use adx_destination::schema::{unquote_name, Column, TableSchema};
 
 use super::formats::{parse_rows, Format};
+use super::query::{self, QueryResult};
 use super::responses::{result_table, KustoFailure};
 
 #[derive(Default)]
@@ -73,6 +74,31 @@ impl Cluster {
                 Ok(self.show_tables(database))
             }
             [".show", "tables"] => Ok(self.show_tables(database)),
+            [".show", "table", _, "schema"] => {
+                let name = unquote_name(words[2]);
+                let table = self.table(database, &name).ok_or_else(|| {
+                    KustoFailure::not_found(format!(
+                        "Table '{name}' was not found in database '{database}'"
+                    ))
+                })?;
+                let schema: Vec<String> = table
+                    .columns
+                    .iter()
+                    .map(|c| format!("{}:{}", c.name, c.kusto_type.name()))
+                    .collect();
+                let columns =
+                    TableSchema::parse("TableName: string, Schema: string, DatabaseName: string")
+                        .unwrap()
+                        .columns;
+                Ok(result_table(
+                    &columns,
+                    vec![vec![
+                        Value::from(name),
+                        Value::from(schema.join(",")),
+                        Value::from(database),
+                    ]],
+                ))
+            }
             _ => Err(KustoFailure::bad_request(
                 "BadRequest_SyntaxError",
                 format!("Unsupported management command: {command}"),
@@ -179,8 +205,8 @@ impl Cluster {
         Ok(count)
     }
 
-    /// Queries: `T`, `T | count`, `T | take N` (also `limit N`).
-    pub fn query(&self, database: &str, query: &str) -> Result<Value, KustoFailure> {
+    /// Queries: a table, then the operators `query.rs` knows.
+    pub fn query(&self, database: &str, query: &str) -> Result<QueryResult, KustoFailure> {
         let mut parts = query.split('|').map(str::trim);
         let name = unquote_name(parts.next().unwrap_or_default());
         let table = self.table(database, &name).ok_or_else(|| {
@@ -189,35 +215,11 @@ impl Cluster {
                 format!("Failed to resolve table or column expression named '{name}'"),
             )
         })?;
-        let mut rows: Vec<Vec<Value>> = table.rows.clone();
-        let mut columns = table.columns.clone();
-        for operator in parts {
-            let words: Vec<&str> = operator.split_whitespace().collect();
-            match words.as_slice() {
-                ["count"] => {
-                    columns = TableSchema::parse("Count: long").unwrap().columns;
-                    rows = vec![vec![Value::from(rows.len())]];
-                }
-                ["take" | "limit", n] => {
-                    let n: usize = n.parse().map_err(|_| {
-                        KustoFailure::bad_request(
-                            "General_BadRequest",
-                            format!("`{n}` is not a row count"),
-                        )
-                    })?;
-                    rows.truncate(n);
-                }
-                _ => {
-                    return Err(KustoFailure::bad_request(
-                        "General_BadRequest",
-                        format!(
-                            "Unsupported query operator: {operator} (supported: count, take N)"
-                        ),
-                    ))
-                }
-            }
-        }
-        Ok(result_table(&columns, rows))
+        let all = QueryResult {
+            columns: table.columns.clone(),
+            rows: table.rows.clone(),
+        };
+        query::run(all, parts)
     }
 }
 
@@ -281,7 +283,7 @@ mod tests {
             .unwrap();
         assert!(ingest(&mut c, r#"{"a":3}"#).is_err());
         let result = c.query("db", "t | count").unwrap();
-        assert_eq!(result["Tables"][0]["Rows"][0][0], 2);
+        assert_eq!(result.rows[0][0], 2);
     }
 
     #[test]
@@ -306,7 +308,7 @@ mod tests {
             .unwrap();
         ingest(&mut c, r#"{"a":1,"s":"x"}{"a":2,"s":"y"}{"a":3}"#).unwrap();
         let result = c.query("db", "t | take 2").unwrap();
-        let table = &result["Tables"][0];
+        let table = &result_table(&result.columns, result.rows)["Tables"][0];
         assert_eq!(table["Rows"], serde_json::json!([[1, "x"], [2, "y"]]));
         assert_eq!(table["Columns"][0]["ColumnType"], "long");
     }

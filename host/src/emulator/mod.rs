@@ -1,11 +1,12 @@
 //! A local ADX-compatible endpoint on loopback: the REST surface the plugin and users touch
-//! (`/v1/rest/mgmt`, `/v1/rest/query`, `/v1/rest/ingest/{db}/{table}`), with bearer-token
+//! (`/v1/rest/mgmt`, `/v1/rest/query`, `/v2/rest/query`, `/v1/rest/ingest/{db}/{table}`), with bearer-token
 //! checks, gzip, the 4 MB streaming limit, Kusto's parsing rules, status codes and error
 //! bodies. Used embedded by the demo and the tests, or standalone (`dataflow-host emulator`).
 
 mod cluster;
 pub mod faults;
 pub mod formats;
+mod query;
 mod responses;
 
 use std::io::Read;
@@ -148,6 +149,16 @@ impl Emulator {
             "http"
         };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// What a Kusto client (the official SDKs, Kusto.Explorer) needs to connect, with the
+    /// endpoint's token as an application token.
+    pub fn connection_string(&self, database: &str) -> String {
+        format!(
+            "Data Source={};Initial Catalog={database};AAD Federated Security=True;Application Token={}",
+            self.url(),
+            self.shared.options.token
+        )
     }
 
     /// Rows ingested into a table, in column order.
@@ -323,7 +334,13 @@ async fn route(
         }
         ["v1", "rest", "query"] => {
             let (db, csl) = command_body(&body)?;
-            state.cluster.lock().unwrap().query(&db, &csl)
+            let result = state.cluster.lock().unwrap().query(&db, &csl)?;
+            Ok(responses::result_table(&result.columns, result.rows))
+        }
+        ["v2", "rest", "query"] => {
+            let (db, csl) = command_body(&body)?;
+            let result = state.cluster.lock().unwrap().query(&db, &csl)?;
+            Ok(responses::v2_frames(&result.columns, result.rows))
         }
         ["v1", "rest", "ingest", database, table] => {
             let data = decode_ingest_body(

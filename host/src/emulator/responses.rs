@@ -19,6 +19,30 @@ pub fn result_table(columns: &[Column], rows: Vec<Vec<Value>>) -> Value {
     json!({ "Tables": [{ "TableName": "Table_0", "Columns": columns, "Rows": rows }] })
 }
 
+/// The v2 response shape (`/v2/rest/query`): a list of frames, the result in a
+/// `PrimaryResult` data table between the data set's header and completion.
+pub fn v2_frames(columns: &[Column], rows: Vec<Vec<Value>>) -> Value {
+    let columns: Vec<Value> = columns
+        .iter()
+        .map(|c| json!({ "ColumnName": c.name, "ColumnType": c.kusto_type.name() }))
+        .collect();
+    json!([
+        { "FrameType": "DataSetHeader", "IsProgressive": false, "Version": "v2.0",
+          "IsFragmented": false, "ErrorReportingPlacement": "EndOfTable" },
+        { "FrameType": "DataTable", "TableId": 0, "TableKind": "QueryProperties",
+          "TableName": "@ExtendedProperties",
+          "Columns": [
+              { "ColumnName": "TableId", "ColumnType": "int" },
+              { "ColumnName": "Key", "ColumnType": "string" },
+              { "ColumnName": "Value", "ColumnType": "dynamic" }
+          ],
+          "Rows": [] },
+        { "FrameType": "DataTable", "TableId": 1, "TableKind": "PrimaryResult",
+          "TableName": "PrimaryResult", "Columns": columns, "Rows": rows },
+        { "FrameType": "DataSetCompletion", "HasErrors": false, "Cancelled": false }
+    ])
+}
+
 /// A failed request: status and Kusto's error body.
 #[derive(Debug, Clone)]
 pub struct KustoFailure {
