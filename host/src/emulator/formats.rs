@@ -46,7 +46,7 @@ pub fn parse_rows(
                             serde_json::from_str(f).unwrap_or_else(|_| Value::String(f.clone()))
                         }
                         Some(f) => convert(c.kusto_type, &Value::String(f.clone())),
-                        None => Value::Null,
+                        None => convert(c.kusto_type, &Value::Null),
                     })
                     .collect()
             })
@@ -79,9 +79,8 @@ fn parse_json(format: Format, data: &str, columns: &[Column]) -> Result<Vec<Vec<
             Value::Object(fields) => Ok(columns
                 .iter()
                 .map(|c| {
-                    fields
-                        .get(&c.name)
-                        .map_or(Value::Null, |v| convert(c.kusto_type, v))
+                    // A missing field is a null, which a string column holds as "".
+                    convert(c.kusto_type, fields.get(&c.name).unwrap_or(&Value::Null))
                 })
                 .collect()),
             other => Err(format!("a record is not a JSON object: {other}")),
@@ -228,10 +227,14 @@ mod tests {
         let rows = parse_rows(
             Format::MultiJson,
             r#"{"s":"a","r":"1.5","l":2,"d":"2026-11-28T10:00:00.1234567Z","b":true,"j":{"x":1}}
-               [{"s":5,"r":"hot","l":2.5,"d":"yesterday"}]"#,
+               [{"s":5,"r":"hot","l":2.5,"d":"yesterday"}, {"r": 2}]"#,
             &columns(),
         )
         .unwrap();
+        // Strings are not nullable in Kusto: a missing one is empty.
+        assert_eq!(rows[2][0], json!(""));
+        assert_eq!(rows[2][1], json!(2.0));
+        assert_eq!(rows[2][2], Value::Null);
         assert_eq!(
             rows[0],
             vec![
