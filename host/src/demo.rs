@@ -11,8 +11,10 @@ use crate::bundled;
 use crate::emulator::{Emulator, EmulatorOptions};
 use crate::identity::StaticToken;
 use crate::kusto_client::{KustoClient, ResultTable};
-use crate::pipeline::{self, PipelineOptions, PipelineReport, RetryPolicy};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
 use crate::plugin::{Limits, PluginRuntime};
+use crate::progress::Progress;
 use crate::sources::{self, jsonl, synthetic};
 
 pub const DEMO_TABLE: &str = "thermostat";
@@ -118,7 +120,15 @@ pub async fn run(options: &DemoOptions) -> Result<DemoResult> {
         },
         ..PipelineOptions::default()
     };
-    let report = pipeline::run(&mut sink, receiver, &pipeline_options).await?;
+    let metrics = Metrics::new("local", DEMO_TABLE);
+    let progress = Progress::start("demo", metrics.clone());
+    let delivery = Delivery {
+        metrics: Some(metrics),
+        ..Delivery::default()
+    };
+    let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
+    progress.finish().await;
+    let report = report?;
     producer.await??;
 
     let count = client.query(db, &format!("{DEMO_TABLE} | count")).await?;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod pipeline;
 pub mod plugin;
+pub mod progress;
 pub mod run;
 pub mod sources;
 pub mod tls;

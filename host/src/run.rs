@@ -16,6 +16,7 @@ use crate::identity::{self, IdentityEndpoints};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
 use crate::plugin::{ArtifactCache, Limits, Loaded, PluginRuntime};
+use crate::progress::Progress;
 use crate::sources::mqtt::{self, MqttSourceOptions, ProtocolVersion};
 use crate::sources::{self, jsonl};
 
@@ -91,20 +92,17 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     };
     let mut runtime = PluginRuntime::load(&wasm, Limits::default(), cache.as_ref())?
         .with_transport(Arc::new(client));
-    let metrics = match options.metrics_addr {
-        Some(addr) => {
-            let metrics = Metrics::new(
-                &plan.dataflow.destination_endpoint,
-                &plan.dataflow.data_destination,
-            );
-            metrics.watch_tokens(tokens.clone());
-            let (bound, _server) = crate::metrics::serve(addr, metrics.clone()).await?;
-            eprintln!("metrics on http://{bound}/metrics");
-            runtime = runtime.with_metrics(metrics.clone());
-            Some(metrics)
-        }
-        None => None,
-    };
+    // Counted always (the progress line reads them); served only with --metrics-addr.
+    let metrics = Metrics::new(
+        &plan.dataflow.destination_endpoint,
+        &plan.dataflow.data_destination,
+    );
+    metrics.watch_tokens(tokens.clone());
+    runtime = runtime.with_metrics(metrics.clone());
+    if let Some(addr) = options.metrics_addr {
+        let (bound, _server) = crate::metrics::serve(addr, metrics.clone()).await?;
+        eprintln!("metrics on http://{bound}/metrics");
+    }
     let how = match runtime.loaded {
         Loaded::Compiled => "compiled",
         Loaded::FromCache => "loaded from the artifact cache",
@@ -157,7 +155,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     }
     let mut delivery = Delivery {
         acknowledger: None,
-        metrics,
+        metrics: Some(metrics.clone()),
         dead_letters,
         shutdown: options.shutdown.clone(),
     };
@@ -166,7 +164,10 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         let (sender, receiver) = sources::channel();
         // Lines from a file carry the file's path as their topic (there is no MQTT topic).
         let producer = tokio::spawn(async move { jsonl::read_path(&input, &input, sender).await });
-        let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await?;
+        let progress = Progress::start("progress", metrics);
+        let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
+        progress.finish().await;
+        let report = report?;
         producer.abort();
         if let Ok(result) = producer.await {
             result?;
@@ -188,7 +189,9 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     let (sender, receiver) = sources::channel_for_window(source_options.window());
     let (source, acknowledger) = mqtt::start(&source_options, sender);
     delivery.acknowledger = Some(acknowledger);
+    let progress = Progress::start("progress", metrics);
     let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
+    progress.finish().await;
     source.stop().await?;
     report
 }

@@ -137,6 +137,13 @@ async fn thirty_seconds_without_the_endpoint_keep_memory_flat_and_lose_nothing()
         tally.first_lost(),
         scenario.host_logs()
     );
+    // Not a terminal: plain progress lines, every few seconds, with the counts.
+    let logs = scenario.host_logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with("progress: ") && l.contains(" retries, ")),
+        "{logs}"
+    );
     // 38,000 messages arrived during the outage; at most a window of them is in the host.
     assert!(
         during < baseline + 32 * 1024 * 1024 && during < 160 * 1024 * 1024,
