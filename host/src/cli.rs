@@ -25,6 +25,30 @@ use crate::tls::LoopbackCertificate;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text for people, or as JSON objects for log collectors. Levels by module
+    /// come from DATAFLOW_LOG (for example `info,plugin=debug`; default `info`).
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DATAFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 #[derive(Subcommand)]
@@ -144,7 +168,9 @@ enum PluginCommand {
 
 /// Parses the command line and runs the command; exits 1 with the error on failure.
 pub fn main() {
-    let command = Cli::parse().command;
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let command = cli.command;
     let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
     if let Err(error) = runtime.block_on(execute(command)) {
         eprintln!("error: {error:#}");
@@ -168,10 +194,10 @@ fn shutdown_on_signals() -> Result<watch::Receiver<bool>> {
             }
             received += 1;
             if received > 1 {
-                eprintln!("second signal: exiting now");
+                tracing::warn!("second signal: exiting now");
                 std::process::exit(130);
             }
-            eprintln!("stopping: no more reading; delivering what was taken (a second signal exits at once)");
+            tracing::warn!("stopping: no more reading; delivering what was taken (a second signal exits at once)");
             let _ = sender.send(true);
         }
     });

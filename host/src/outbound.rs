@@ -140,7 +140,7 @@ impl WasiHttpHooks for OutboundPolicy {
                     metrics.observe_request(answer.status, started.elapsed(), body.len());
                 }
                 if answer.status == 401 && !refused_once {
-                    eprintln!(
+                    tracing::warn!(
                         "{} refused {}; fetching a new token",
                         policy.authority,
                         fingerprint(&token)

@@ -101,13 +101,13 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     runtime = runtime.with_metrics(metrics.clone());
     if let Some(addr) = options.metrics_addr {
         let (bound, _server) = crate::metrics::serve(addr, metrics.clone()).await?;
-        eprintln!("metrics on http://{bound}/metrics");
+        tracing::info!("metrics on http://{bound}/metrics");
     }
     let how = match runtime.loaded {
         Loaded::Compiled => "compiled",
         Loaded::FromCache => "loaded from the artifact cache",
     };
-    eprintln!(
+    tracing::info!(
         "plugin {how} in {:.1} ms",
         runtime.load_time.as_secs_f64() * 1e3
     );
@@ -141,7 +141,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
             DeadLetterSink::json_lines(&path).await?
         }
     };
-    eprintln!(
+    tracing::info!(
         "dataflow {}: into {} {}.{}; rejected messages go to {}",
         plan.dataflow.name,
         plan.endpoint.host,
@@ -176,7 +176,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     }
 
     let source_options = source_options.expect("an MQTT source without --input");
-    eprintln!(
+    tracing::info!(
         "reading {} from the MQTT broker at {}:{} as client `{}`, at most {} message(s) in flight",
         plan.dataflow.data_sources.join(", "),
         source_options.endpoint.host,

@@ -71,6 +71,15 @@ async fn a_fifth_of_requests_throttled_or_unavailable_loses_nothing() {
     let statuses = scenario.adx.ingest_statuses();
     let failed = statuses.iter().filter(|s| **s == 429 || **s == 503).count();
     assert!(failed > 0, "no fault was injected: {statuses:?}");
+    // The plugin's own log lines (it warns of each failed request) arrive through the
+    // contract's log interface, tagged with the dataflow and the plugin's contract version.
+    let logs = scenario.host_logs();
+    assert!(
+        logs.lines().any(|l| l.contains(" plugin: ")
+            && l.contains("endpoint=\"readings\"")
+            && l.contains("plugin=\"dataflow:destination/destination@1.0.0\"")),
+        "{logs}"
+    );
     assert!(status.success(), "{status}\n{}", scenario.host_logs());
 }
 
@@ -308,7 +317,15 @@ async fn a_second_signal_exits_at_once_and_acknowledges_nothing_unsent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_on_a_topic_wait_for_a_subscriber_and_then_all_arrive() {
     let scenario = Scenario::start("dead-letter-topic", ScenarioOptions::default()).await;
-    let mut host = scenario.start_host_with("a", &["--dead-letter-topic", "dead/readings"]);
+    let mut host = scenario.start_host_with(
+        "a",
+        &[
+            "--dead-letter-topic",
+            "dead/readings",
+            "--log-format",
+            "json",
+        ],
+    );
     host.wait_for_log("subscribed to", 1, Duration::from_secs(60))
         .await;
     let published = 200;
@@ -333,7 +350,26 @@ async fn dead_letters_on_a_topic_wait_for_a_subscriber_and_then_all_arrive() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let log = host.log.clone();
     host.terminate(Duration::from_secs(30)).await;
+    // --log-format json: every log line is a JSON object with its level and message.
+    let log = std::fs::read_to_string(log).unwrap();
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        entries.iter().any(|e| e["level"] == "WARN"
+            && e["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("has no subscriber"))),
+        "{log}"
+    );
+    assert!(entries.iter().any(|e| e["level"] == "INFO"
+        && e["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("subscribed to"))));
     assert_eq!(
         scenario.tally(published).ingested,
         180,

@@ -67,7 +67,7 @@ impl Worker {
                         attempt += 1;
                         self.session = None;
                         let delay = RETRY_DELAY * attempt.min(30);
-                        eprintln!(
+                        tracing::warn!(
                             "dead letters to MQTT topic `{}` not confirmed: {e}; the messages stay unacknowledged, trying again in {} s",
                             self.topic,
                             delay.as_secs()

@@ -91,7 +91,7 @@ impl<S: TokenSource> TokenProvider for CachedToken<S> {
                 *current = None;
             }
         } else {
-            eprintln!(
+            tracing::warn!(
                 "could not invalidate {} (a refresh is under way)",
                 fingerprint(token)
             );

@@ -362,7 +362,7 @@ impl Run<'_> {
                 ErrorClass::Permanent => "endpoint paused, nothing acknowledged; trying again",
                 _ => "retrying",
             };
-            eprintln!(
+            tracing::warn!(
                 "{}; {state} in {:.1} s",
                 describe(&failure),
                 delay.as_secs_f64()
@@ -409,7 +409,7 @@ impl Run<'_> {
             let cause = error.root_cause().to_string();
             let delay = self.options.restart.delay(self.failures_in_a_row, None);
             self.failures_in_a_row += 1;
-            eprintln!(
+            tracing::error!(
                 "plugin failed: {cause}; a fresh instance takes over in {:.1} s with the {} unsettled message(s)",
                 delay.as_secs_f64(),
                 self.ledger.unsettled()

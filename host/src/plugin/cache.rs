@@ -74,7 +74,7 @@ impl ArtifactCache {
         }
         let component = compile(engine, wasm)?;
         if let Err(e) = self.store(&entry, &component) {
-            eprintln!(
+            tracing::warn!(
                 "could not cache the compiled plugin in {}: {e:#}",
                 self.dir.display()
             );

@@ -208,7 +208,13 @@ impl Opening {
             runtime.transport.clone(),
         )?
         .observed_by(runtime.metrics.clone());
-        let state = PluginState::new(&self.name, policy, runtime.limits.max_memory_bytes);
+        let contract = format!("{DESTINATION_INTERFACE}@{}", runtime.contract);
+        let state = PluginState::new(
+            &self.name,
+            contract,
+            policy,
+            runtime.limits.max_memory_bytes,
+        );
         let logs = state.logs();
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limits);

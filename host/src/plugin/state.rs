@@ -24,6 +24,8 @@ const MAX_KEPT_LOG_LINES: usize = 1000;
 
 pub struct PluginState {
     name: String,
+    /// The contract the plugin implements, to tag its log lines.
+    contract: String,
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -33,9 +35,15 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub fn new(name: &str, policy: OutboundPolicy, max_memory_bytes: usize) -> Self {
+    pub fn new(
+        name: &str,
+        contract: String,
+        policy: OutboundPolicy,
+        max_memory_bytes: usize,
+    ) -> Self {
         Self {
             name: name.to_string(),
+            contract,
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
@@ -85,9 +93,15 @@ impl LogHost for PluginState {
             Level::Error => "error",
         }
         .to_string();
-        if matches!(level.as_str(), "warn" | "error") || std::env::var_os("DATAFLOW_LOG").is_some()
-        {
-            eprintln!("[{} {level}] {message}", self.name);
+        // Target `plugin`: its lines can be filtered apart from the host's
+        // (`DATAFLOW_LOG=info,plugin=debug`).
+        let (endpoint, plugin) = (&self.name, &self.contract);
+        match level.as_str() {
+            "error" => tracing::error!(target: "plugin", endpoint, plugin, "{message}"),
+            "warn" => tracing::warn!(target: "plugin", endpoint, plugin, "{message}"),
+            "info" => tracing::info!(target: "plugin", endpoint, plugin, "{message}"),
+            "debug" => tracing::debug!(target: "plugin", endpoint, plugin, "{message}"),
+            _ => tracing::trace!(target: "plugin", endpoint, plugin, "{message}"),
         }
         let mut logs = self.logs.lock().unwrap();
         if logs.len() == MAX_KEPT_LOG_LINES {

@@ -211,7 +211,7 @@ impl<P: Protocol> Reader<P> {
             match P::poll(&mut events).await {
                 Ok(Incoming::Connected { session_present }) => {
                     let generation = self.generation();
-                    eprintln!(
+                    tracing::info!(
                         "connected to the MQTT broker at {} (session {}, connection {generation})",
                         self.address,
                         if session_present { "resumed" } else { "new" }
@@ -236,7 +236,7 @@ impl<P: Protocol> Reader<P> {
                             self.address
                         );
                     }
-                    eprintln!("subscribed to {}", self.filters.join(", "));
+                    tracing::info!("subscribed to {}", self.filters.join(", "));
                 }
                 Ok(Incoming::Message { mut message, pkid }) => {
                     message.receipt = Some(receipt(self.generation(), pkid));
@@ -250,7 +250,7 @@ impl<P: Protocol> Reader<P> {
                     if self.sender.is_closed() {
                         return Ok(());
                     }
-                    eprintln!(
+                    tracing::warn!(
                         "MQTT connection to {} {}: {e}; reconnecting in {} s",
                         self.address,
                         if connected_once { "lost" } else { "failed" },
