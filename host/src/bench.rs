@@ -218,6 +218,12 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
                 native_rates.push(core.len() as f64 / elapsed.as_secs_f64());
             }
             let wasm = Spread::of(wasm_rates);
+            // Progress: a full run takes minutes.
+            eprintln!(
+                "bench: {format}, gzip level {level}, batch {batch}: wasm {:.0}k msgs/s, native {:.0}k msgs/s",
+                wasm.median / 1000.0,
+                Spread::of(native_rates.clone()).median / 1000.0
+            );
             throughput.push(Throughput {
                 format,
                 compression_level: level,

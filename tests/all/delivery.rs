@@ -508,6 +508,8 @@ async fn metrics_scraped_during_a_run_match_its_own_counts() {
         900.0,
         "{metrics}"
     );
+    let rejected = "dataflow_messages_rejected_total{endpoint=\"adx\",table=\"readings\",reason=\"conversion\"}";
+    assert_eq!(value(&metrics, rejected), 100.0, "{metrics}");
     let log = host.log.clone();
     assert!(host.terminate(Duration::from_secs(30)).await.success());
     let summary = std::fs::read_to_string(log).unwrap();

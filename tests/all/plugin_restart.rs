@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dataflow_host::identity::StaticToken;
-use dataflow_host::pipeline::{self, PipelineOptions};
+use dataflow_host::metrics::Metrics;
+use dataflow_host::pipeline::{self, Delivery, PipelineOptions};
 use dataflow_host::plugin::{Limits, PluginRuntime};
 use dataflow_host::sources::{self, SourceMessage};
 use end_to_end_tests::{http_probe_wasm, LocalAdx, DATABASE};
 
-async fn run_misbehaving(misbehave: &str) -> (dataflow_host::pipeline::PipelineReport, Vec<u64>) {
+async fn run_misbehaving(
+    misbehave: &str,
+) -> (dataflow_host::pipeline::PipelineReport, Vec<u64>, String) {
     let adx = LocalAdx::start(".create table t (n: long)", true).await;
     let limits = Limits {
         call_deadline: Duration::from_secs(1),
@@ -51,7 +54,14 @@ async fn run_misbehaving(misbehave: &str) -> (dataflow_host::pipeline::PipelineR
         feed_chunk: 10,
         ..PipelineOptions::default()
     };
-    let report = pipeline::run(&mut sink, receiver, &options).await.unwrap();
+    let metrics = Metrics::new("probe", "t");
+    let delivery = Delivery {
+        metrics: Some(metrics.clone()),
+        ..Delivery::default()
+    };
+    let report = pipeline::run_with(&mut sink, receiver, delivery, &options)
+        .await
+        .unwrap();
     let mut numbers: Vec<u64> = adx
         .emulator
         .rows(DATABASE, "t")
@@ -60,11 +70,17 @@ async fn run_misbehaving(misbehave: &str) -> (dataflow_host::pipeline::PipelineR
         .collect();
     numbers.sort();
     numbers.dedup();
-    (report, numbers)
+    (report, numbers, metrics.render())
 }
 
-async fn contained(misbehave: &str, cause: &str) {
-    let (report, numbers) = run_misbehaving(misbehave).await;
+async fn contained(misbehave: &str, cause: &str, class: &str) {
+    let (report, numbers, metrics) = run_misbehaving(misbehave).await;
+    let failures = metrics
+        .lines()
+        .find(|l| l.contains(&format!("cause=\"{class}\"")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u32>().ok());
+    assert_eq!(failures, Some(report.plugin_restarts), "{metrics}");
     assert!(report.all_accounted_for(), "{misbehave}: {report:?}");
     assert_eq!(report.ingested, 100, "{misbehave}: {report:?}");
     assert_eq!(numbers, (0..100).collect::<Vec<_>>(), "{misbehave}");
@@ -79,15 +95,15 @@ async fn contained(misbehave: &str, cause: &str) {
 
 #[tokio::test]
 async fn a_plugin_that_traps_is_replaced_and_loses_nothing() {
-    contained("panic@3", "wasm trap").await;
+    contained("panic@3", "wasm trap", "trap").await;
 }
 
 #[tokio::test]
 async fn a_plugin_that_loops_forever_is_stopped_at_its_deadline_and_replaced() {
-    contained("loop@3", "interrupt").await;
+    contained("loop@3", "interrupt", "deadline").await;
 }
 
 #[tokio::test]
 async fn a_plugin_that_grows_without_end_is_stopped_at_its_memory_cap_and_replaced() {
-    contained("grow@3", "memory").await;
+    contained("grow@3", "memory", "memory").await;
 }

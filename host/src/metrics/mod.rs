@@ -34,6 +34,44 @@ impl Counter {
     }
 }
 
+/// Counts by one label's value.
+#[derive(Default)]
+pub struct LabelledCounter(Mutex<BTreeMap<&'static str, u64>>);
+
+impl LabelledCounter {
+    pub fn add(&self, label: &'static str) {
+        *self.0.lock().unwrap().entry(label).or_default() += 1;
+    }
+}
+
+/// The class of a rejection reason, as the plugin words them.
+pub fn rejection_class(reason: &str) -> &'static str {
+    if reason.starts_with("column `") {
+        "conversion"
+    } else if reason.starts_with("payload") {
+        "payload"
+    } else if reason.starts_with("the row is") {
+        "size"
+    } else if reason.starts_with("HTTP ") {
+        "refused_by_destination"
+    } else {
+        "other"
+    }
+}
+
+/// The class of a plugin failure, from its root cause.
+pub fn failure_cause(cause: &str) -> &'static str {
+    if cause.contains("growing memory") || cause.contains("memory") {
+        "memory"
+    } else if cause.contains("interrupt") || cause.contains("deadline") {
+        "deadline"
+    } else if cause.contains("wasm trap") {
+        "trap"
+    } else {
+        "other"
+    }
+}
+
 #[derive(Default, Clone)]
 struct Histogram {
     /// Counts per bucket of `LATENCY_BUCKETS` (not cumulative), then the overflow.
@@ -66,6 +104,10 @@ pub struct Metrics {
     pub retries: Counter,
     pub paused: Counter,
     pub plugin_restarts: Counter,
+    /// Dead-lettered messages by `rejection_class`.
+    pub rejected_by_reason: LabelledCounter,
+    /// Plugin failures by `failure_cause`.
+    pub plugin_failures: LabelledCounter,
     pub in_flight: Counter,
     /// Plugin statistics of instances that were replaced, plus the current one's.
     plugin_totals: Mutex<PluginTotals>,
@@ -116,6 +158,8 @@ impl Metrics {
             retries: Counter::default(),
             paused: Counter::default(),
             plugin_restarts: Counter::default(),
+            rejected_by_reason: LabelledCounter::default(),
+            plugin_failures: LabelledCounter::default(),
             in_flight: Counter::default(),
             plugin_totals: Mutex::new(PluginTotals::default()),
             requests: Mutex::new(BTreeMap::new()),
@@ -255,6 +299,25 @@ impl Metrics {
                 histogram.count
             );
         }
+        for (name, help, label, counts) in [
+            (
+                "dataflow_messages_rejected_total",
+                "Dead-lettered messages by the class of their reason.",
+                "reason",
+                &self.rejected_by_reason,
+            ),
+            (
+                "dataflow_plugin_failures_total",
+                "Plugin instances stopped, by cause.",
+                "cause",
+                &self.plugin_failures,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (value, count) in counts.0.lock().unwrap().iter() {
+                let _ = writeln!(out, "{name}{{{l},{label}=\"{value}\"}} {count}");
+            }
+        }
         out
     }
 }
@@ -302,6 +365,40 @@ mod tests {
             text.contains("dataflow_bytes_sent_total{endpoint=\"adx\",table=\"readings\"} 160"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn reasons_and_causes_fall_into_classes() {
+        assert_eq!(
+            rejection_class("column `n` (long): string \"x\" is not a number"),
+            "conversion"
+        );
+        assert_eq!(
+            rejection_class("payload is not JSON: expected value"),
+            "payload"
+        );
+        assert_eq!(
+            rejection_class("the row is 5000000 bytes, more than …"),
+            "size"
+        );
+        assert_eq!(
+            rejection_class("HTTP 400 ingesting into db.t: …"),
+            "refused_by_destination"
+        );
+        assert_eq!(failure_cause("wasm trap: interrupt"), "deadline");
+        assert_eq!(
+            failure_cause("forcing trap when growing memory to 67174400 bytes"),
+            "memory"
+        );
+        assert_eq!(
+            failure_cause("wasm trap: wasm `unreachable` instruction executed"),
+            "trap"
+        );
+        let metrics = Metrics::new("adx", "t");
+        metrics.rejected_by_reason.add("conversion");
+        metrics.rejected_by_reason.add("conversion");
+        let text = metrics.render();
+        assert!(text.contains("dataflow_messages_rejected_total{endpoint=\"adx\",table=\"t\",reason=\"conversion\"} 2"), "{text}");
     }
 
     #[test]

@@ -415,7 +415,7 @@ impl Run<'_> {
                 self.ledger.unsettled()
             );
             if self.ledger.report.plugin_failures.len() < MAX_KEPT_FAILURES {
-                self.ledger.report.plugin_failures.push(cause);
+                self.ledger.report.plugin_failures.push(cause.clone());
             }
             if self.shutdown.wait(delay).await == Waited::OutOfTime {
                 return Err(
@@ -424,6 +424,9 @@ impl Run<'_> {
             }
             if let Some(metrics) = &self.metrics {
                 metrics.plugin_restarts.add(1);
+                metrics
+                    .plugin_failures
+                    .add(crate::metrics::failure_cause(&cause));
             }
             match self.replay(sink, then).await {
                 Ok(outcome) => return Ok(outcome),
@@ -454,6 +457,13 @@ impl Run<'_> {
         }
         let letters = self.ledger.record(outcome);
         self.dead_letters.write(&letters).await?;
+        if let Some(metrics) = &self.metrics {
+            for letter in &letters {
+                metrics
+                    .rejected_by_reason
+                    .add(crate::metrics::rejection_class(&letter.reason));
+            }
+        }
         let receipts = self.ledger.release();
         if let Some(metrics) = &self.metrics {
             let report = &self.ledger.report;
