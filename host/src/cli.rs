@@ -112,6 +112,10 @@ enum Command {
         /// Where compiled plugins are kept between runs [default: ~/.cache/dataflow-host/components].
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// Where plugins named `name@version` (the endpoint's `dataflow-host/plugin`
+        /// annotation) are found, as <dir>/<name>/<version>.wasm [default: plugins].
+        #[arg(long)]
+        plugin_dir: Option<PathBuf>,
         /// The MQTT version spoken to the broker: 5, or 3.1.1 for brokers without MQTT 5.
         #[arg(long, default_value = "5")]
         mqtt_version: ProtocolVersion,
@@ -262,6 +266,7 @@ async fn execute(command: Command) -> Result<()> {
             dead_letter,
             dead_letter_topic,
             cache_dir,
+            plugin_dir,
             mqtt_version,
             metrics_addr,
         } => {
@@ -277,6 +282,7 @@ async fn execute(command: Command) -> Result<()> {
                 shutdown: Some(shutdown_on_signals()?),
                 pause: None,
                 cache_dir,
+                plugin_dir,
                 mqtt_version,
                 metrics_addr,
             })

@@ -15,7 +15,7 @@ use crate::http_client::HttpClient;
 use crate::identity::{self, IdentityEndpoints};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
-use crate::plugin::{ArtifactCache, Limits, Loaded, PluginRuntime};
+use crate::plugin::{directory, ArtifactCache, Limits, Loaded, PluginRuntime};
 use crate::progress::Progress;
 use crate::sources::mqtt::{self, MqttSourceOptions, ProtocolVersion};
 use crate::sources::{self, jsonl};
@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub pause: Option<RetryPolicy>,
     /// Where compiled plugins are kept between runs (default: the user's cache directory).
     pub cache_dir: Option<PathBuf>,
+    /// Where `name@version` plugin references are looked up (default `plugins`).
+    pub plugin_dir: Option<PathBuf>,
     /// The MQTT version spoken to the broker (default 5).
     pub mqtt_version: ProtocolVersion,
     /// Serve Prometheus metrics at `http://<addr>/metrics`.
@@ -76,7 +78,16 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         &IdentityEndpoints::from_env(),
     )?;
     let wasm = match &plan.endpoint.plugin {
-        Some(path) => std::fs::read(path).with_context(|| format!("reading the plugin {path}"))?,
+        Some(reference) => {
+            let dir = options
+                .plugin_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(directory::DEFAULT_PLUGIN_DIR));
+            let path = directory::resolve(reference, &dir)?;
+            tracing::info!("plugin {reference}: {}", path.display());
+            std::fs::read(&path)
+                .with_context(|| format!("reading the plugin {}", path.display()))?
+        }
         None => bundled::ADX_DESTINATION.to_vec(),
     };
     let client = match &options.trust_ca {

@@ -108,3 +108,58 @@ async fn run_refuses_a_configuration_with_problems_and_lists_them() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn an_endpoint_names_its_plugin_version_from_the_plugin_directory() {
+    let adx = LocalAdx::start(THERMOSTAT_TABLE, true).await;
+    let dir = std::env::temp_dir().join(format!("run-plugin-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("plugins/adx-destination")).unwrap();
+    std::fs::write(
+        dir.join("plugins/adx-destination/1.0.0.wasm"),
+        dataflow_host::bundled::ADX_DESTINATION,
+    )
+    .unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/local");
+    let write_config = |version: &str| {
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        for file in ["endpoint.yaml", "dataflow.yaml", "table.yaml"] {
+            let text = std::fs::read_to_string(examples.join(file))
+                .unwrap()
+                .replace("http://127.0.0.1:8080", &adx.emulator.url())
+                .replace("local-dev-token", &adx.token)
+                .replace(
+                    "metadata:\n  name: adx\n",
+                    &format!("metadata:\n  name: adx\n  annotations:\n    dataflow-host/plugin: adx-destination@{version}\n"),
+                );
+            std::fs::write(dir.join("config").join(file), text).unwrap();
+        }
+    };
+    let input = dir.join("input.jsonl");
+    std::fs::write(
+        &input,
+        r#"{"assetName": "t1", "CurrentTemperature": 21.5, "Timestamp": "2026-11-28T10:00:00Z"}"#,
+    )
+    .unwrap();
+    let options = RunOptions {
+        config: vec![dir.join("config")],
+        input: Some(input.display().to_string()),
+        dead_letter: Some(dir.join("dead-letter.jsonl")),
+        plugin_dir: Some(dir.join("plugins")),
+        cache_dir: Some(dir.join("cache")),
+        ..RunOptions::default()
+    };
+
+    write_config("1.0.0");
+    let report = run::run(&options).await.unwrap();
+    assert_eq!(report.ingested, 1, "{report:?}");
+
+    write_config("1.2.0");
+    let error = run::run(&options).await.unwrap_err().to_string();
+    assert!(
+        error.contains("plugin adx-destination@1.2.0 is not in")
+            && error.ends_with("(available: adx-destination@1.0.0)"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

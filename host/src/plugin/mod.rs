@@ -4,6 +4,7 @@
 
 mod cache;
 pub mod contract;
+pub mod directory;
 mod state;
 
 use std::sync::Arc;
