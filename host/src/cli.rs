@@ -13,7 +13,6 @@ use crate::demo::{self, DemoOptions};
 use crate::emulator::faults::Fault;
 use crate::emulator::{Emulator, EmulatorOptions, STREAMING_LIMIT_BYTES};
 use crate::run::{self, RunOptions};
-use crate::sources::mqtt::ProtocolVersion;
 use crate::tls::LoopbackCertificate;
 
 #[derive(Parser)]
@@ -81,48 +80,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Runs the dataflows described by YAML resources.
-    Run {
-        /// YAML files, or directories of them.
-        #[arg(long, required = true, num_args = 1..)]
-        config: Vec<PathBuf>,
-        /// JSON Lines to feed the dataflow (`-` for standard input).
-        #[arg(long)]
-        input: Option<String>,
-        /// Which dataflow, when the configuration holds several.
-        #[arg(long)]
-        dataflow: Option<String>,
-        /// A PEM file of CA certificates to trust besides the system's.
-        #[arg(long)]
-        trust_ca: Option<PathBuf>,
-        /// The broker behind the built-in `default` endpoint.
-        #[arg(long, value_name = "HOST:PORT")]
-        broker: Option<String>,
-        /// This host's name when several share one subscription (part of the MQTT client
-        /// id: keep it across restarts, so the broker resumes the session).
-        #[arg(long)]
-        instance: Option<String>,
-        /// JSON Lines file for rejected messages [default: <dataflow>.dead-letter.jsonl].
-        #[arg(long)]
-        dead_letter: Option<PathBuf>,
-        /// Publish rejected messages to this topic on the source's broker instead (QoS 1; a
-        /// message is acknowledged once the broker confirmed its dead letter to a subscriber).
-        #[arg(long, conflicts_with = "dead_letter")]
-        dead_letter_topic: Option<String>,
-        /// Where compiled plugins are kept between runs [default: ~/.cache/dataflow-host/components].
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
-        /// Where plugins named `name@version` (the endpoint's `dataflow-host/plugin`
-        /// annotation) are found, as <dir>/<name>/<version>.wasm [default: plugins].
-        #[arg(long)]
-        plugin_dir: Option<PathBuf>,
-        /// The MQTT version spoken to the broker: 5, or 3.1.1 for brokers without MQTT 5.
-        #[arg(long, default_value = "5")]
-        mqtt_version: ProtocolVersion,
-        /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464).
-        #[arg(long, value_name = "ADDR")]
-        metrics_addr: Option<SocketAddr>,
-    },
+    /// Runs a dataflow described by YAML resources.
+    Run(Box<RunOptions>),
     /// Measures the plugin: the same messages through the wasm component and the same core
     /// compiled natively, per format, gzip level and batch size.
     Bench {
@@ -256,37 +215,9 @@ async fn execute(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run {
-            config,
-            input,
-            dataflow,
-            trust_ca,
-            broker,
-            instance,
-            dead_letter,
-            dead_letter_topic,
-            cache_dir,
-            plugin_dir,
-            mqtt_version,
-            metrics_addr,
-        } => {
-            let report = run::run(&RunOptions {
-                config,
-                input,
-                dataflow,
-                trust_ca,
-                broker,
-                instance,
-                dead_letter,
-                dead_letter_topic,
-                shutdown: Some(shutdown_on_signals()?),
-                pause: None,
-                cache_dir,
-                plugin_dir,
-                mqtt_version,
-                metrics_addr,
-            })
-            .await?;
+        Command::Run(mut options) => {
+            options.shutdown = Some(shutdown_on_signals()?);
+            let report = run::run(&options).await?;
             for line in report.summary() {
                 println!("{line}");
             }

@@ -20,38 +20,55 @@ use crate::progress::Progress;
 use crate::sources::mqtt::{self, MqttSourceOptions, ProtocolVersion};
 use crate::sources::{self, jsonl};
 
-#[derive(Debug, Clone, Default)]
+/// The settings of a run; also the `run` subcommand's arguments (doc comments are its help).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunOptions {
+    /// YAML files, or directories of them.
+    #[arg(long, required = true, num_args = 1..)]
     pub config: Vec<PathBuf>,
     /// JSON Lines to feed the dataflow (`-` for standard input); without it the dataflow
     /// reads its MQTT topics.
+    #[arg(long)]
     pub input: Option<String>,
     /// Which dataflow, when the configuration holds several.
+    #[arg(long)]
     pub dataflow: Option<String>,
-    /// A PEM file of CA certificates to trust besides the system's (a local endpoint's).
+    /// A PEM file of CA certificates to trust besides the system's.
+    #[arg(long)]
     pub trust_ca: Option<PathBuf>,
-    /// The broker behind the built-in `default` endpoint, `host:port`.
+    /// The broker behind the built-in `default` endpoint.
+    #[arg(long, value_name = "HOST:PORT")]
     pub broker: Option<String>,
-    /// This host's name among several reading one shared subscription; part of the MQTT
-    /// client id, so it must stay the same across restarts.
+    /// This host's name when several share one subscription (part of the MQTT client
+    /// id: keep it across restarts, so the broker resumes the session).
+    #[arg(long)]
     pub instance: Option<String>,
-    /// The JSON Lines file for messages the destination rejects.
+    /// JSON Lines file for rejected messages [default: <dataflow>.dead-letter.jsonl].
+    #[arg(long)]
     pub dead_letter: Option<PathBuf>,
-    /// An MQTT topic, on the source's broker, for messages the destination rejects (instead
-    /// of the file).
+    /// Publish rejected messages to this topic on the source's broker instead (QoS 1; a
+    /// message is acknowledged once the broker confirmed its dead letter to a subscriber).
+    #[arg(long, conflicts_with = "dead_letter")]
     pub dead_letter_topic: Option<String>,
+    /// Where compiled plugins are kept between runs [default: ~/.cache/dataflow-host/components].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Where plugins named `name@version` (the endpoint's `dataflow-host/plugin`
+    /// annotation) are found, as <dir>/<name>/<version>.wasm [default: plugins].
+    #[arg(long)]
+    pub plugin_dir: Option<PathBuf>,
+    /// The MQTT version spoken to the broker: 5, or 3.1.1 for brokers without MQTT 5.
+    #[arg(long, default_value = "5")]
+    pub mqtt_version: ProtocolVersion,
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Set to `true` to stop: stop reading, deliver what was taken, acknowledge, return.
+    #[arg(skip)]
     pub shutdown: Option<watch::Receiver<bool>>,
     /// Probing interval while the endpoint is paused by a permanent error.
+    #[arg(skip)]
     pub pause: Option<RetryPolicy>,
-    /// Where compiled plugins are kept between runs (default: the user's cache directory).
-    pub cache_dir: Option<PathBuf>,
-    /// Where `name@version` plugin references are looked up (default `plugins`).
-    pub plugin_dir: Option<PathBuf>,
-    /// The MQTT version spoken to the broker (default 5).
-    pub mqtt_version: ProtocolVersion,
-    /// Serve Prometheus metrics at `http://<addr>/metrics`.
-    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The broker of the built-in `default` endpoint when none is given.

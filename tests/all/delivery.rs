@@ -19,13 +19,7 @@ async fn good_payloads_are_ingested_and_bad_ones_dead_lettered_with_reasons() {
     let rss = host.peak_rss_bytes();
     let status = host.terminate(Duration::from_secs(30)).await;
     println!("{}", tally.row("mixed good and bad payloads", rss));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
     assert_eq!(
         (tally.ingested, tally.dead_lettered, tally.duplicates),
         (2700, 300, 0)
@@ -60,13 +54,7 @@ async fn a_fifth_of_requests_throttled_or_unavailable_loses_nothing() {
     let rss = host.peak_rss_bytes();
     let status = host.terminate(Duration::from_secs(30)).await;
     println!("{}", tally.row("20% of requests 429 or 503", rss));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
     assert_eq!(tally.ingested, published);
     let statuses = scenario.adx.ingest_statuses();
     let failed = statuses.iter().filter(|s| **s == 429 || **s == 503).count();
@@ -104,13 +92,7 @@ async fn a_host_killed_three_times_mid_stream_loses_nothing() {
     peak = peak.max(host.peak_rss_bytes());
     host.terminate(Duration::from_secs(30)).await;
     println!("{}", tally.row("host SIGKILLed 3 times", peak));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
     assert!(
         tally.duplicates <= 3 * window,
         "{} duplicates, more than 3 in-flight windows",
@@ -139,13 +121,7 @@ async fn thirty_seconds_without_the_endpoint_keep_memory_flat_and_lose_nothing()
     let rss = host.peak_rss_bytes();
     host.terminate(Duration::from_secs(30)).await;
     println!("{}", tally.row("endpoint down for 30 s", rss));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
     // Not a terminal: plain progress lines, every few seconds, with the counts.
     let logs = scenario.host_logs();
     assert!(
@@ -174,13 +150,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     let rss = host.peak_rss_bytes();
     host.terminate(Duration::from_secs(30)).await;
     println!("{}", tally.row("broker restarted mid-stream", rss));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
     assert!(
         scenario
             .host_logs()
@@ -208,13 +178,7 @@ async fn two_hosts_on_one_shared_subscription_split_the_stream() {
     assert!(first.terminate(Duration::from_secs(30)).await.success());
     assert!(second.terminate(Duration::from_secs(30)).await.success());
     println!("{}", tally.row("two hosts, one shared subscription", rss));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
     assert_eq!(tally.duplicates, 0);
     let ingested_by = |log: &std::path::Path| -> u64 {
         let text = std::fs::read_to_string(log).unwrap();
@@ -270,13 +234,7 @@ async fn streaming_policy_off_pauses_without_acknowledging_until_it_is_enabled()
     let rss = host.peak_rss_bytes();
     host.terminate(Duration::from_secs(30)).await;
     println!("{}", tally.row("streaming policy off, then on", rss));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
     assert_eq!(tally.ingested, published);
 }
 
@@ -305,13 +263,7 @@ async fn a_second_signal_exits_at_once_and_acknowledges_nothing_unsent() {
     let host = scenario.start_host_ready("a", 2).await;
     let tally = scenario.wait_for_all(published, SETTLE).await;
     host.terminate(Duration::from_secs(30)).await;
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,13 +380,7 @@ async fn mqtt_3_1_1_delivers_everything_across_a_kill_despite_the_brokers_small_
     let rss = host.peak_rss_bytes();
     host.terminate(Duration::from_secs(30)).await;
     println!("{}", tally.row("MQTT 3.1.1, host SIGKILLed once", rss));
-    assert!(
-        tally.lost.is_empty(),
-        "lost {} (first: {:?})\n{}",
-        tally.lost.len(),
-        tally.first_lost(),
-        scenario.host_logs()
-    );
+    scenario.assert_nothing_lost(&tally);
     assert_eq!((tally.ingested, tally.dead_lettered), (2940, 60));
     assert!(
         scenario.host_logs().contains("session resumed"),
@@ -462,7 +408,7 @@ async fn metrics_scraped_during_a_run_match_its_own_counts() {
     let published = 1000;
     publish_all(scenario.broker.port, numbered(0..published, Some(10)), None).await;
     let tally = scenario.wait_for_all(published, SETTLE).await;
-    assert!(tally.lost.is_empty());
+    scenario.assert_nothing_lost(&tally);
     // The counters follow the pipeline; give the last settle a moment to land.
     let mut metrics = scrape(&addr);
     for _ in 0..50 {

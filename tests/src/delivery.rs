@@ -210,6 +210,17 @@ spec:
         }
     }
 
+    /// Fails the test with the first lost numbers and the hosts' logs if anything was lost.
+    pub fn assert_nothing_lost(&self, tally: &Tally) {
+        assert!(
+            tally.lost.is_empty(),
+            "lost {} (first: {:?})\n{}",
+            tally.lost.len(),
+            tally.first_lost(),
+            self.host_logs()
+        );
+    }
+
     pub fn host_logs(&self) -> String {
         let mut logs = String::new();
         for entry in std::fs::read_dir(&self.dir).unwrap() {

@@ -61,7 +61,7 @@ pub fn rejection_class(reason: &str) -> &'static str {
 
 /// The class of a plugin failure, from its root cause.
 pub fn failure_cause(cause: &str) -> &'static str {
-    if cause.contains("growing memory") || cause.contains("memory") {
+    if cause.contains("memory") {
         "memory"
     } else if cause.contains("interrupt") || cause.contains("deadline") {
         "deadline"
