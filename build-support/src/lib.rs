@@ -39,6 +39,10 @@ pub fn build_component(workspace_root: &Path, package: &str) -> PathBuf {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_PROFILE_RELEASE_DEBUG")
+        // A plugin is small and built once per host build: whole-program optimisation is
+        // cheap here and lets the per-byte loops of the payload path inline across crates.
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         // Under `cargo clippy` the wrapper would lint the guest here too; that has its own step.
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CLIPPY_ARGS")

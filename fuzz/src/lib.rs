@@ -11,6 +11,8 @@ use adx_destination::config::{DestinationConfig, StreamFormat};
 use adx_destination::convert::RowConverter;
 use adx_destination::encode::RowEncoder;
 use adx_destination::message::Message;
+use adx_destination::payload::parse_object;
+use adx_destination::scan::{scan_object, WantedKeys};
 use dataflow_host::config::Deployment;
 use dataflow_host::emulator::formats::parse_csv;
 
@@ -154,8 +156,37 @@ pub fn config_seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
+/// The fast path never accepts what the general reader refuses, and finds the same values.
+pub fn check_scanner(payload: &[u8]) -> Result<(), String> {
+    const KEYS: &[&str] = &["s", "r", "i", "l", "b", "d", "dyn", "nested", "missing"];
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return Ok(());
+    };
+    let mut wanted = WantedKeys::default();
+    for key in KEYS {
+        wanted.slot_for(key);
+    }
+    let mut values = vec![None; KEYS.len()];
+    if scan_object(text, &wanted, &mut values).is_none() {
+        return Ok(());
+    }
+    let fields = parse_object(payload).map_err(|e| {
+        format!("the scanner accepted what the general reader refuses ({e}): {text}")
+    })?;
+    for (key, value) in KEYS.iter().zip(values) {
+        if fields.get(key) != value {
+            return Err(format!(
+                "for {key} the scanner found {value:?}, the general reader {:?}: {text}",
+                fields.get(key)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the properties on one payload; returns a description of any violation.
 pub fn check_payload(converter: &RowConverter, payload: &[u8]) -> Result<(), String> {
+    check_scanner(payload)?;
     let message = Message {
         sequence: 1,
         topic: "t/1".into(),

@@ -5,10 +5,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::config::PathStep;
 use crate::config::{ColumnPlan, ColumnSource, DestinationConfig};
 use crate::datetime::{parse_timespan, DateTime};
 use crate::message::Message;
-use crate::payload::{decode_string, kind_of, parse_object, Fields, JsonKind};
+use crate::payload::{self, decode_string, kind_of, JsonKind, Payload};
+use crate::scan::{self, WantedKeys};
 use crate::schema::{Column, KustoType};
 
 /// A typed value ready for encoding. Borrowed from the message where possible.
@@ -40,6 +42,10 @@ impl fmt::Display for ConversionError {
 pub struct RowConverter {
     columns: Vec<ColumnPlan>,
     needs_payload: bool,
+    /// The top-level payload keys the columns read, for the scanner's fast path.
+    wanted: WantedKeys,
+    /// Per column: the slot of the payload key it reads, if it reads one.
+    slots: Vec<Option<usize>>,
 }
 
 impl RowConverter {
@@ -61,9 +67,24 @@ impl RowConverter {
                 })?;
             }
         }
+        let mut wanted = WantedKeys::default();
+        let slots = config
+            .columns
+            .iter()
+            .map(|plan| match &plan.source {
+                ColumnSource::Field(name) => Some(wanted.slot_for(name)),
+                ColumnSource::Path(steps) => match steps.first() {
+                    Some(PathStep::Key(key)) => Some(wanted.slot_for(key)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
         Ok(Self {
             columns: config.columns.clone(),
             needs_payload,
+            wanted,
+            slots,
         })
     }
 
@@ -78,13 +99,14 @@ impl RowConverter {
         cells: &mut Vec<Cell<'m>>,
     ) -> Result<(), ConversionError> {
         cells.clear();
-        let fields = if self.needs_payload {
-            parse_object(&message.payload).map_err(ConversionError)?
+        let mut scratch = [None; scan::MAX_KEYS];
+        let payload = if self.needs_payload {
+            payload::read(&message.payload, &self.wanted, &mut scratch).map_err(ConversionError)?
         } else {
-            Fields::default()
+            Payload::Unread
         };
-        for plan in &self.columns {
-            let cell = match self.value(plan, message, &fields) {
+        for (plan, &slot) in self.columns.iter().zip(&self.slots) {
+            let cell = match self.value(plan, slot, message, &payload) {
                 Some(Value::Json(raw)) => json_cell(plan, raw).map_err(|problem| {
                     let kind = kind_of(raw).name();
                     self.reject(plan, format!("{kind} {} {problem}", excerpt(raw)))
@@ -111,13 +133,14 @@ impl RowConverter {
     fn value<'m>(
         &self,
         plan: &ColumnPlan,
+        slot: Option<usize>,
         message: &'m Message,
-        fields: &Fields<'m>,
+        payload: &Payload<'m, '_>,
     ) -> Option<Value<'m>> {
         let text = |t: &'m str| Value::Text(Cow::Borrowed(t));
         match &plan.source {
-            ColumnSource::Field(name) => fields.get(name).map(Value::Json),
-            ColumnSource::Path(steps) => fields.path(steps).map(Value::Json),
+            ColumnSource::Field(name) => payload.field(slot, name).map(Value::Json),
+            ColumnSource::Path(steps) => payload.path(slot, steps).map(Value::Json),
             ColumnSource::Topic => Some(text(&message.topic)),
             ColumnSource::ContentType => message.content_type.as_deref().map(text),
             ColumnSource::UserProperty(key) => message
@@ -174,6 +197,10 @@ fn number_cell<'a>(plan: &ColumnPlan, raw: &'a str) -> Result<Cell<'a>, String> 
     match ty {
         KustoType::Int => integer(raw, i32::MIN as i64, i32::MAX as i64, ty),
         KustoType::Long => integer(raw, i64::MIN, i64::MAX, ty),
+        // Without an exponent, a number this short is finite: no need to parse it.
+        KustoType::Real if raw.len() < 300 && !raw.contains(['e', 'E']) => {
+            Ok(Cell::Number(Cow::Borrowed(raw)))
+        }
         KustoType::Real => match raw.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(Cell::Number(Cow::Borrowed(raw))),
             _ => Err("is outside the real range".into()),

@@ -147,29 +147,49 @@ impl DateTime {
     }
 }
 
-impl fmt::Display for DateTime {
-    /// `yyyy-MM-ddTHH:mm:ss[.fffffff]Z`, fraction trimmed of trailing zeros.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl DateTime {
+    /// Appends `yyyy-MM-ddTHH:mm:ss[.fffffff]Z`, the fraction trimmed of trailing zeros.
+    /// Digits are written by hand: this runs once per datetime cell, and `fmt` costs more
+    /// than the rest of the row.
+    pub fn write_iso8601(self, out: &mut Vec<u8>) {
         let days = self.unix_seconds.div_euclid(SECONDS_PER_DAY);
-        let secs = self.unix_seconds.rem_euclid(SECONDS_PER_DAY);
+        let secs = self.unix_seconds.rem_euclid(SECONDS_PER_DAY) as u32;
         let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )?;
-        if self.ticks != 0 {
-            let mut fraction = self.ticks;
-            let mut width = 7;
-            while fraction.is_multiple_of(10) {
-                fraction /= 10;
-                width -= 1;
-            }
-            write!(f, ".{fraction:0width$}")?;
-        }
-        f.write_str("Z")
+        let mut text = *b"0000-00-00T00:00:00.0000000";
+        put_digits(&mut text[0..4], year as u32);
+        put_digits(&mut text[5..7], month);
+        put_digits(&mut text[8..10], day);
+        put_digits(&mut text[11..13], secs / 3600);
+        put_digits(&mut text[14..16], secs / 60 % 60);
+        put_digits(&mut text[17..19], secs % 60);
+        let end = if self.ticks == 0 {
+            19
+        } else {
+            put_digits(&mut text[20..27], self.ticks);
+            27 - text[20..27]
+                .iter()
+                .rev()
+                .take_while(|&&d| d == b'0')
+                .count()
+        };
+        out.extend_from_slice(&text[..end]);
+        out.push(b'Z');
+    }
+}
+
+/// Writes `value` in decimal into all of `digits`, zero-padded on the left.
+fn put_digits(digits: &mut [u8], mut value: u32) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+impl fmt::Display for DateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Vec::with_capacity(28);
+        self.write_iso8601(&mut text);
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -3,86 +3,79 @@
 
 use crate::config::StreamFormat;
 use crate::convert::Cell;
+use crate::payload::decode_string;
 use crate::schema::Column;
 
 pub struct RowEncoder {
     format: StreamFormat,
     /// `"name":` for each column, escaped once.
-    json_keys: Vec<String>,
+    json_keys: Vec<Vec<u8>>,
 }
 
 impl RowEncoder {
     pub fn new<'a>(format: StreamFormat, columns: impl Iterator<Item = &'a Column>) -> Self {
         let json_keys = columns
             .map(|c| {
-                let mut key = String::new();
+                let mut key = Vec::new();
                 write_json_string(&mut key, &c.name);
-                key.push(':');
+                key.push(b':');
                 key
             })
             .collect();
         Self { format, json_keys }
     }
 
-    /// Appends one row, ending with a newline.
+    /// Appends one row, ending with a newline, straight into `out`.
     pub fn encode(&self, cells: &[Cell], out: &mut Vec<u8>) {
-        // Writing through a String keeps escaping simple; the bytes move once at the end.
-        let mut row = String::with_capacity(64 * cells.len());
         match self.format {
             StreamFormat::MultiJson | StreamFormat::Json => {
-                row.push('{');
+                out.push(b'{');
                 for (i, (key, cell)) in self.json_keys.iter().zip(cells).enumerate() {
                     if i > 0 {
-                        row.push(',');
+                        out.push(b',');
                     }
-                    row.push_str(key);
-                    write_json_cell(&mut row, cell);
+                    out.extend_from_slice(key);
+                    write_json_cell(out, cell);
                 }
-                row.push('}');
+                out.push(b'}');
             }
             StreamFormat::Csv => {
                 for (i, cell) in cells.iter().enumerate() {
                     if i > 0 {
-                        row.push(',');
+                        out.push(b',');
                     }
-                    write_csv_cell(&mut row, cell);
+                    write_csv_cell(out, cell);
                 }
             }
         }
-        row.push('\n');
-        out.extend_from_slice(row.as_bytes());
+        out.push(b'\n');
     }
 }
 
-fn write_json_cell(out: &mut String, cell: &Cell) {
+fn write_json_cell(out: &mut Vec<u8>, cell: &Cell) {
     match cell {
-        Cell::Null => out.push_str("null"),
-        Cell::JsonString(raw) => out.push_str(raw),
+        Cell::Null => out.extend_from_slice(b"null"),
+        Cell::JsonString(raw) => out.extend_from_slice(raw.as_bytes()),
         Cell::Text(text) => write_json_string(out, text),
-        Cell::Number(n) => out.push_str(n),
-        Cell::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Cell::Number(n) => out.extend_from_slice(n.as_bytes()),
+        Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Cell::DateTime(dt) => {
-            use std::fmt::Write;
-            let _ = write!(out, "\"{dt}\"");
+            out.push(b'"');
+            dt.write_iso8601(out);
+            out.push(b'"');
         }
-        Cell::Json(raw) => out.push_str(&single_line_json(raw)),
+        Cell::Json(raw) => out.extend_from_slice(single_line_json(raw).as_bytes()),
     }
 }
 
-fn write_csv_cell(out: &mut String, cell: &Cell) {
+fn write_csv_cell(out: &mut Vec<u8>, cell: &Cell) {
     match cell {
         Cell::Null => {}
-        Cell::JsonString(raw) => {
-            let text: String = serde_json::from_str(raw).unwrap_or_default();
-            write_csv_string(out, &text);
-        }
+        Cell::JsonString(raw) => write_csv_string(out, &decode_string(raw)),
         Cell::Text(text) => write_csv_string(out, text),
-        Cell::Number(n) => out.push_str(n),
-        Cell::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Cell::DateTime(dt) => {
-            use std::fmt::Write;
-            let _ = write!(out, "{dt}");
-        }
+        Cell::Number(n) => out.extend_from_slice(n.as_bytes()),
+        Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Cell::DateTime(dt) => dt.write_iso8601(out),
         Cell::Json(raw) => write_csv_string(out, &single_line_json(raw)),
     }
 }
@@ -99,42 +92,50 @@ fn single_line_json(raw: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-pub fn write_json_string(out: &mut String, text: &str) {
-    out.push('"');
+/// A JSON string literal. Bytes are scanned, not characters: no byte of a multi-byte UTF-8
+/// character is below 0x80, so only ASCII ever needs escaping.
+pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = text.as_bytes();
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if (c as u32) < 0x20 => "",
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
             _ => continue,
         };
-        out.push_str(&text[start..i]);
+        out.extend_from_slice(&bytes[start..i]);
         if escape.is_empty() {
-            use std::fmt::Write;
-            let _ = write!(out, "\\u{:04x}", c as u32);
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
         } else {
-            out.push_str(escape);
+            out.extend_from_slice(escape);
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
-    out.push_str(&text[start..]);
-    out.push('"');
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// RFC 4180: always quoted, quotes doubled; newlines stay inside the quotes.
-fn write_csv_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' {
-            out.push('"');
+fn write_csv_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'"' {
+            out.extend_from_slice(&bytes[start..=i]);
+            start = i;
         }
-        out.push(c);
     }
-    out.push('"');
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -193,8 +194,11 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped() {
-        let mut out = String::new();
-        write_json_string(&mut out, "a\u{1}b\tc");
-        assert_eq!(out, r#""a\u0001b\tc""#);
+        let mut out = Vec::new();
+        write_json_string(&mut out, "a\u{1}b\tc\u{1f}é\"\\");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""a\u0001b\tc\u001fé\"\\""#
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod encode;
 pub mod kusto;
 pub mod message;
 pub mod payload;
+pub mod scan;
 pub mod schema;
 
 #[cfg(target_arch = "wasm32")]

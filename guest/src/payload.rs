@@ -7,6 +7,7 @@ use std::fmt;
 use serde_json::value::RawValue;
 
 use crate::config::PathStep;
+use crate::scan::{self, WantedKeys};
 
 /// An object's fields, borrowed from the JSON text.
 #[derive(Default)]
@@ -25,23 +26,74 @@ impl<'a> Fields<'a> {
     /// Follows a JSON path from this object; `None` when a step finds nothing.
     pub fn path(&self, steps: &[PathStep]) -> Option<&'a str> {
         let (first, rest) = steps.split_first()?;
-        let mut current = match first {
+        let current = match first {
             PathStep::Key(key) => self.get(key)?,
             PathStep::Index(_) => return None,
         };
-        for step in rest {
-            current = match step {
-                PathStep::Key(key) => match object(current) {
-                    Ok(Some(fields)) => fields.get(key)?,
-                    _ => return None,
-                },
-                PathStep::Index(index) => {
-                    let items: Vec<&RawValue> = serde_json::from_str(current).ok()?;
-                    items.get(*index)?.get()
-                }
-            };
+        follow(current, rest)
+    }
+}
+
+/// Follows the rest of a JSON path from a value's raw text; `None` when a step finds nothing.
+pub fn follow<'a>(mut current: &'a str, steps: &[PathStep]) -> Option<&'a str> {
+    for step in steps {
+        current = match step {
+            PathStep::Key(key) => match object(current) {
+                Ok(Some(fields)) => fields.get(key)?,
+                _ => return None,
+            },
+            PathStep::Index(index) => {
+                let items: Vec<&RawValue> = serde_json::from_str(current).ok()?;
+                items.get(*index)?.get()
+            }
+        };
+    }
+    Some(current)
+}
+
+/// A payload read for one row: by the scanner's fast path when it can, else in general.
+pub enum Payload<'m, 's> {
+    /// The table reads nothing from the payload.
+    Unread,
+    /// Each wanted top-level key's value, by slot (see `scan::WantedKeys`).
+    Scanned(&'s [Option<&'m str>]),
+    Parsed(Fields<'m>),
+}
+
+/// Reads the payload as a JSON object, or says why it is not one.
+pub fn read<'m, 's>(
+    payload: &'m [u8],
+    wanted: &WantedKeys,
+    scratch: &'s mut [Option<&'m str>; scan::MAX_KEYS],
+) -> Result<Payload<'m, 's>, String> {
+    if wanted.len() <= scan::MAX_KEYS {
+        if let Ok(text) = std::str::from_utf8(payload) {
+            let values = &mut scratch[..wanted.len()];
+            if scan::scan_object(text, wanted, values).is_some() {
+                return Ok(Payload::Scanned(values));
+            }
         }
-        Some(current)
+    }
+    parse_object(payload).map(Payload::Parsed)
+}
+
+impl<'m> Payload<'m, '_> {
+    /// A top-level field, found by its slot or its name.
+    pub fn field(&self, slot: Option<usize>, name: &str) -> Option<&'m str> {
+        match self {
+            Self::Unread => None,
+            Self::Scanned(values) => values[slot?],
+            Self::Parsed(fields) => fields.get(name),
+        }
+    }
+
+    /// A JSON path, whose first step (a key) has the slot given.
+    pub fn path(&self, slot: Option<usize>, steps: &[PathStep]) -> Option<&'m str> {
+        match self {
+            Self::Unread => None,
+            Self::Scanned(values) => follow(values[slot?]?, steps.get(1..)?),
+            Self::Parsed(fields) => fields.path(steps),
+        }
     }
 }
 

@@ -79,6 +79,11 @@ pub struct PluginRuntime {
 fn engine() -> Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    // For profiling the plugin with `perf`: DATAFLOW_WASM_PROFILER=perfmap names the
+    // compiled wasm functions in /tmp/perf-<pid>.map (see BENCHMARKS.md).
+    if std::env::var("DATAFLOW_WASM_PROFILER").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(anyhow::Error::from)
 }
 

@@ -1,0 +1,393 @@
+//! The fast path for reading a payload: one pass over a JSON object that checks every byte of
+//! it and keeps, for each top-level key the table reads, the text of its value. Nothing is
+//! allocated and nothing is decoded.
+//!
+//! It gives up on what it does not handle itself (a payload that is not an object, escapes in
+//! keys, `\u` escapes, deep nesting, anything invalid); the general reader in `payload` then
+//! decides, with the same result and its precise error. So the scanner never accepts what the
+//! general reader refuses: a property test in this module and the fuzzer check that.
+
+/// Top-level keys with more wanted than this go through the general reader.
+pub const MAX_KEYS: usize = 32;
+
+/// Nesting deeper than this goes through the general reader (which has its own limit).
+const MAX_DEPTH: usize = 64;
+
+/// The top-level keys a table reads; a key's position is its slot.
+#[derive(Debug, Clone, Default)]
+pub struct WantedKeys(Vec<String>);
+
+impl WantedKeys {
+    /// The slot of `key`, adding it if it is new.
+    pub fn slot_for(&mut self, key: &str) -> usize {
+        match self.0.iter().position(|k| k == key) {
+            Some(slot) => slot,
+            None => {
+                self.0.push(key.to_string());
+                self.0.len() - 1
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn slot_of(&self, key: &[u8]) -> Option<usize> {
+        // Length and last byte first: in wasm a full comparison is a call to a byte loop.
+        self.0.iter().position(|k| {
+            let k = k.as_bytes();
+            k.len() == key.len() && k.last() == key.last() && k == key
+        })
+    }
+}
+
+/// Fills `values[slot]` with the raw JSON text of each wanted key's value, or `None` where the
+/// key is absent; like Kusto, the last duplicate wins. `values` holds one entry per wanted key.
+/// Returns `None` when the general reader must decide.
+pub fn scan_object<'a>(
+    text: &'a str,
+    wanted: &WantedKeys,
+    values: &mut [Option<&'a str>],
+) -> Option<()> {
+    debug_assert_eq!(values.len(), wanted.len());
+    values.fill(None);
+    let mut s = Scanner {
+        b: text.as_bytes(),
+        pos: 0,
+    };
+    s.whitespace();
+    s.expect(b'{')?;
+    s.whitespace();
+    if s.peek()? == b'}' {
+        s.pos += 1;
+    } else {
+        loop {
+            s.expect(b'"')?;
+            let key_start = s.pos;
+            s.string_body(false)?;
+            let key = &s.b[key_start..s.pos - 1];
+            s.whitespace();
+            s.expect(b':')?;
+            s.whitespace();
+            let start = s.pos;
+            s.value(0)?;
+            if let Some(slot) = wanted.slot_of(key) {
+                values[slot] = Some(&text[start..s.pos]);
+            }
+            s.whitespace();
+            match s.next()? {
+                b',' => s.whitespace(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.whitespace();
+    (s.pos == s.b.len()).then_some(())
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.pos += 1;
+        Some(c)
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Any JSON value.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.next()? {
+            b'"' => self.string_body(true),
+            b'{' => self.object(depth + 1),
+            b'[' => self.array(depth + 1),
+            b't' => self.literal(b"rue"),
+            b'f' => self.literal(b"alse"),
+            b'n' => self.literal(b"ull"),
+            b'-' => {
+                let first = self.next()?;
+                self.number(first)
+            }
+            first @ b'0'..=b'9' => self.number(first),
+            _ => None,
+        }
+    }
+
+    /// After the opening quote: up to and including the closing one. Escapes other than
+    /// `\u` are checked here; `\u` (and any escape where `escapes` is false) gives up.
+    fn string_body(&mut self, escapes: bool) -> Option<()> {
+        loop {
+            // Ordinary bytes eight at a time: most of a payload is string content.
+            while let Some(chunk) = self.b.get(self.pos..self.pos + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+                if has_quote_backslash_or_control(word) {
+                    break;
+                }
+                self.pos += 8;
+            }
+            match self.next()? {
+                b'"' => return Some(()),
+                b'\\' if escapes => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    _ => return None,
+                },
+                0..=0x1f | b'\\' => return None,
+                _ => {}
+            }
+        }
+    }
+
+    fn literal(&mut self, rest: &[u8]) -> Option<()> {
+        let end = self.pos + rest.len();
+        (self.b.get(self.pos..end)? == rest).then(|| self.pos = end)
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, after its first digit (and
+    /// sign). What follows a leading zero is checked by the caller, as a separator.
+    fn number(&mut self, first: u8) -> Option<()> {
+        match first {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.pos += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.pos;
+        self.digits();
+        (self.pos > start).then_some(())
+    }
+
+    /// After `{`.
+    fn object(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.whitespace();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Some(());
+        }
+        loop {
+            self.expect(b'"')?;
+            self.string_body(true)?;
+            self.whitespace();
+            self.expect(b':')?;
+            self.whitespace();
+            self.value(depth)?;
+            self.whitespace();
+            match self.next()? {
+                b',' => self.whitespace(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// After `[`.
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.whitespace();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Some(());
+        }
+        loop {
+            self.value(depth)?;
+            self.whitespace();
+            match self.next()? {
+                b',' => self.whitespace(),
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Whether any byte of `word` is `"`, `\` or below 0x20 (the bit tricks of "Bit Twiddling
+/// Hacks": a byte is zero when subtracting one borrows into its high bit).
+fn has_quote_backslash_or_control(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_0x20 = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (has_zero(word ^ (ONES * b'"' as u64)) | has_zero(word ^ (ONES * b'\\' as u64)) | below_0x20)
+        != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::parse_object;
+
+    fn wanted(keys: &[&str]) -> WantedKeys {
+        let mut wanted = WantedKeys::default();
+        for key in keys {
+            wanted.slot_for(key);
+        }
+        wanted
+    }
+
+    fn scan<'a>(text: &'a str, keys: &[&str]) -> Option<Vec<Option<&'a str>>> {
+        let mut values = vec![None; keys.len()];
+        scan_object(text, &wanted(keys), &mut values)?;
+        Some(values)
+    }
+
+    #[test]
+    fn keeps_the_raw_text_of_wanted_keys_only() {
+        let text =
+            r#" { "a" : 1.5e3 , "skip": {"x": [true, false, null, "s\"\n"]}, "b":"t", "c": -0 } "#;
+        assert_eq!(
+            scan(text, &["c", "a", "b", "missing"]),
+            Some(vec![Some("-0"), Some("1.5e3"), Some("\"t\""), None])
+        );
+    }
+
+    #[test]
+    fn finds_every_special_byte_in_a_word() {
+        for at in 0..8 {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                let mut bytes = *b"abcdefgh";
+                bytes[at] = special;
+                assert!(has_quote_backslash_or_control(u64::from_le_bytes(bytes)));
+            }
+        }
+        for ordinary in [
+            *b"abcdefgh",
+            *b" !#[]~\x7f ",
+            [0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xff],
+        ] {
+            assert!(!has_quote_backslash_or_control(u64::from_le_bytes(
+                ordinary
+            )));
+        }
+    }
+
+    #[test]
+    fn the_last_duplicate_wins() {
+        assert_eq!(scan(r#"{"a":1,"a":2}"#, &["a"]), Some(vec![Some("2")]));
+    }
+
+    #[test]
+    fn gives_up_on_what_it_does_not_handle() {
+        for text in [
+            r#"{"a\u0041":1}"#,
+            r#"{"a":"\u00e9"}"#,
+            r#"{"k\"ey":1}"#,
+            "[1]",
+            "",
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":tru}"#,
+            "{\"a\":\"\t\"}",
+            r#"{"a":1} x"#,
+            r#"{"a":[1,]}"#,
+        ] {
+            assert_eq!(scan(text, &["a"]), None, "{text}");
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(70), "]".repeat(70));
+        assert_eq!(scan(&deep, &["a"]), None);
+    }
+
+    /// Whatever the scanner accepts, the general reader accepts with the same values.
+    #[test]
+    fn agrees_with_the_general_reader_on_mutated_payloads() {
+        let seeds = [
+            r#"{"externalAssetId":"a5c9","assetName":"thermostat-01","CurrentTemperature":21.53,"Pressure":1001.2,"Timestamp":"2026-11-28T10:20:30Z"}"#,
+            r#"{"a": [1, {"b": null}], "c": "x\\y", "d": -1.5E-3, "e": {}, "f": []}"#,
+        ];
+        let keys = [
+            "externalAssetId",
+            "assetName",
+            "CurrentTemperature",
+            "Timestamp",
+            "a",
+            "c",
+            "d",
+            "e",
+        ];
+        let alphabet = b"{}[]:,\"\\ -+.eE019tfnul\x01aAx";
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut random = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut scanned = 0;
+        for i in 0..20_000 {
+            let mut bytes = seeds[i % seeds.len()].as_bytes().to_vec();
+            for _ in 0..1 + random(3) {
+                let at = random(bytes.len() + 1);
+                let c = alphabet[random(alphabet.len())];
+                match random(3) {
+                    0 if at < bytes.len() => bytes[at] = c,
+                    1 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, c),
+                }
+            }
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            let Some(values) = scan(text, &keys) else {
+                continue;
+            };
+            scanned += 1;
+            let fields = parse_object(text.as_bytes())
+                .unwrap_or_else(|e| panic!("scanned, but the general reader says {e}: {text}"));
+            for (key, value) in keys.iter().zip(values) {
+                assert_eq!(fields.get(key), value, "{key} in {text}");
+            }
+        }
+        assert!(
+            scanned > 1000,
+            "only {scanned} mutated payloads were scanned"
+        );
+    }
+}
