@@ -194,7 +194,7 @@ pub fn check_payload(converter: &RowConverter, payload: &[u8]) -> Result<(), Str
         ..Default::default()
     };
     let mut cells = Vec::new();
-    if converter.convert(&message, &mut cells).is_err() {
+    if converter.convert(&message.view(), &mut cells).is_err() {
         return Ok(());
     }
     let columns: Vec<_> = converter.columns().cloned().collect();

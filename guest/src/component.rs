@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use crate::destination::{Destination, Platform, TransportError};
 use crate::kusto::{HttpRequest, HttpResponse};
 use crate::message;
+use crate::packed::{PackedBatch, PackedMessage, PackedProperty, Span};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -44,6 +45,11 @@ impl GuestSink for AdxSink {
         to_wit_outcome(self.0.borrow_mut().accept(messages))
     }
 
+    fn accept_batch(&self, batch: wit::MessageBatch) -> wit::Outcome {
+        let batch = from_wit_batch(batch);
+        to_wit_outcome(self.0.borrow_mut().accept_packed(&batch))
+    }
+
     fn next_flush_due_ms(&self) -> Option<u64> {
         self.0.borrow().next_flush_due_ms()
     }
@@ -78,6 +84,36 @@ fn from_wit_message(m: wit::Message) -> message::Message {
         content_type: m.content_type,
         user_properties: m.user_properties,
         timestamp_nanos: m.timestamp_nanos,
+    }
+}
+
+fn from_wit_batch(batch: wit::MessageBatch) -> PackedBatch {
+    let span = |s: wit::Span| Span {
+        start: s.start,
+        len: s.len,
+    };
+    PackedBatch {
+        data: batch.data,
+        messages: batch
+            .messages
+            .into_iter()
+            .map(|m| PackedMessage {
+                sequence: m.sequence,
+                timestamp_nanos: m.timestamp_nanos,
+                topic: span(m.topic),
+                payload: span(m.payload),
+                content_type: m.content_type.map(span),
+                user_properties: span(m.user_properties),
+            })
+            .collect(),
+        properties: batch
+            .properties
+            .into_iter()
+            .map(|p| PackedProperty {
+                name: span(p.name),
+                value: span(p.value),
+            })
+            .collect(),
     }
 }
 

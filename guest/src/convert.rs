@@ -8,7 +8,7 @@ use std::fmt;
 use crate::config::PathStep;
 use crate::config::{ColumnPlan, ColumnSource, DestinationConfig};
 use crate::datetime::{parse_timespan, DateTime};
-use crate::message::Message;
+use crate::message::MessageRef;
 use crate::payload::{self, decode_string, kind_of, JsonKind, Payload};
 use crate::scan::{self, WantedKeys};
 use crate::schema::{Column, KustoType};
@@ -95,13 +95,13 @@ impl RowConverter {
     /// Fills `cells` with one cell per column, in schema order.
     pub fn convert<'m>(
         &self,
-        message: &'m Message,
+        message: &MessageRef<'m>,
         cells: &mut Vec<Cell<'m>>,
     ) -> Result<(), ConversionError> {
         cells.clear();
         let mut scratch = [None; scan::MAX_KEYS];
         let payload = if self.needs_payload {
-            payload::read(&message.payload, &self.wanted, &mut scratch).map_err(ConversionError)?
+            payload::read(message.payload, &self.wanted, &mut scratch).map_err(ConversionError)?
         } else {
             Payload::Unread
         };
@@ -134,20 +134,16 @@ impl RowConverter {
         &self,
         plan: &ColumnPlan,
         slot: Option<usize>,
-        message: &'m Message,
+        message: &MessageRef<'m>,
         payload: &Payload<'m, '_>,
     ) -> Option<Value<'m>> {
         let text = |t: &'m str| Value::Text(Cow::Borrowed(t));
         match &plan.source {
             ColumnSource::Field(name) => payload.field(slot, name).map(Value::Json),
             ColumnSource::Path(steps) => payload.path(slot, steps).map(Value::Json),
-            ColumnSource::Topic => Some(text(&message.topic)),
-            ColumnSource::ContentType => message.content_type.as_deref().map(text),
-            ColumnSource::UserProperty(key) => message
-                .user_properties
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| text(v)),
+            ColumnSource::Topic => Some(text(message.topic)),
+            ColumnSource::ContentType => message.content_type.map(text),
+            ColumnSource::UserProperty(key) => message.user_properties.get(key).map(text),
             // Cloned per row so that rows borrow only from their message.
             ColumnSource::Constant(constant) => Some(Value::Text(Cow::Owned(constant.clone()))),
         }
@@ -361,6 +357,7 @@ fn quoted(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::DestinationConfig;
+    use crate::message::Message;
 
     fn converter(schema: &str, extra: &[(&str, &str)]) -> RowConverter {
         let mut pairs = vec![
@@ -390,7 +387,7 @@ mod tests {
         let conv = converter(&format!("v: {ty}"), extra);
         let msg = message(&format!("{{\"v\": {value}}}"));
         let mut cells = Vec::new();
-        conv.convert(&msg, &mut cells).map_err(|e| e.0)?;
+        conv.convert(&msg.view(), &mut cells).map_err(|e| e.0)?;
         let encoder =
             crate::encode::RowEncoder::new(crate::config::StreamFormat::MultiJson, conv.columns());
         let mut out = Vec::new();
@@ -560,7 +557,7 @@ mod tests {
         );
         let msg = message(r#"{"sensor": {"readings": [1.5, 2.5]}}"#);
         let mut cells = Vec::new();
-        conv.convert(&msg, &mut cells).unwrap();
+        conv.convert(&msg.view(), &mut cells).unwrap();
         let text = |s: &str| Cell::Text(Cow::Owned(s.to_string()));
         assert_eq!(
             cells,
@@ -584,14 +581,14 @@ mod tests {
         for payload in [r#"{"b": "x"}"#, r#"{"x": {"y": null}}"#] {
             let mut cells = Vec::new();
             let msg = message(payload);
-            let e = conv.convert(&msg, &mut cells).unwrap_err();
+            let e = conv.convert(&msg.view(), &mut cells).unwrap_err();
             assert_eq!(
                 e.0,
                 "column `a` (long): is required, but path `$.x.y` is missing or null"
             );
         }
         let msg = message(r#"{"x": {"y": 5}}"#);
-        conv.convert(&msg, &mut Vec::new()).unwrap();
+        conv.convert(&msg.view(), &mut Vec::new()).unwrap();
     }
 
     #[test]
@@ -619,10 +616,10 @@ mod tests {
         let conv = converter("a: string", &[]);
         let mut cells = Vec::new();
         let not_json = message("{not json");
-        let e = conv.convert(&not_json, &mut cells).unwrap_err();
+        let e = conv.convert(&not_json.view(), &mut cells).unwrap_err();
         assert!(e.0.starts_with("payload is not JSON"), "{e}");
         let array = message("[1,2]");
-        let e = conv.convert(&array, &mut cells).unwrap_err();
+        let e = conv.convert(&array.view(), &mut cells).unwrap_err();
         assert_eq!(e.0, "payload is an array, not a JSON object");
     }
 
@@ -631,7 +628,7 @@ mod tests {
         let conv = converter("a: long", &[]);
         let mut cells = Vec::new();
         let msg = message(r#"{"\u0061": 5}"#);
-        conv.convert(&msg, &mut cells).unwrap();
+        conv.convert(&msg.view(), &mut cells).unwrap();
         assert_eq!(cells, vec![Cell::Number(Cow::Borrowed("5"))]);
     }
 }

@@ -7,7 +7,8 @@ use crate::config::DestinationConfig;
 use crate::convert::RowConverter;
 use crate::encode::RowEncoder;
 use crate::kusto::{self, HttpRequest, HttpResponse, Refusal};
-use crate::message::{DestinationError, Message, Outcome, Rejection, Statistics};
+use crate::message::{DestinationError, Message, MessageRef, Outcome, Rejection, Statistics};
+use crate::packed::PackedBatch;
 
 /// A failure below HTTP: no answer was received.
 #[derive(Debug, Clone)]
@@ -67,6 +68,22 @@ impl<P: Platform> Destination<P> {
     }
 
     pub fn accept(&mut self, messages: Vec<Message>) -> Outcome {
+        let views: Vec<MessageRef<'_>> = messages.iter().map(Message::view).collect();
+        self.accept_views(&views)
+    }
+
+    /// `accept` for a packed batch; a malformed entry rejects its own message.
+    pub fn accept_packed(&mut self, batch: &PackedBatch) -> Outcome {
+        batch.with_views(|views, malformed| {
+            self.stats.messages_accepted += malformed.len() as u64;
+            self.stats.messages_rejected += malformed.len() as u64;
+            let mut outcome = self.accept_views(views);
+            outcome.rejected.extend(malformed);
+            outcome
+        })
+    }
+
+    pub fn accept_views(&mut self, messages: &[MessageRef<'_>]) -> Outcome {
         let mut outcome = Outcome::default();
         if self.closed {
             outcome.rejected = messages
@@ -81,7 +98,7 @@ impl<P: Platform> Destination<P> {
         let mut cells = Vec::new();
         // Messages of one call arrive together: one clock reading (a host call in wasm) for all.
         let now = self.platform.now_nanos();
-        for message in &messages {
+        for message in messages {
             self.stats.messages_accepted += 1;
             match self.converter.convert(message, &mut cells) {
                 Ok(()) => {
@@ -290,6 +307,38 @@ mod tests {
                 ..Default::default()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_packed_batch_sends_the_same_rows_as_a_list_of_messages() {
+        let extra = [
+            ("batching.maxMessages", "4"),
+            ("schema", ".create table t (id: long, name: string, topic: string, device: string, kind: string)"),
+            ("columns.topic", "$metadata.topic"),
+            ("columns.device", "$metadata.user_property.device"),
+            ("columns.kind", "$metadata.system_property.content_type"),
+        ];
+        let mut batch = messages(0..6);
+        for m in &mut batch {
+            m.topic = format!("site/{}", m.sequence);
+            m.user_properties = vec![("device".into(), format!("d{}", m.sequence))];
+            m.content_type = m
+                .sequence
+                .is_multiple_of(2)
+                .then(|| "application/json".into());
+        }
+        batch[3].payload = b"not json".to_vec();
+        let (mut listed, listed_requests) = open(&extra);
+        let (mut packed, packed_requests) = open(&extra);
+        let from_list = listed.accept(batch.clone());
+        let from_batch = packed.accept_packed(&PackedBatch::of_messages(&batch));
+        assert_eq!(from_list, from_batch);
+        assert_eq!(from_batch.ingested, [0, 1, 2, 4]);
+        assert_eq!(listed_requests.bodies(), packed_requests.bodies());
+        assert!(
+            packed_requests.bodies()[0].contains(r#""topic":"site/1","device":"d1","kind":null"#)
+        );
+        assert_eq!(listed.statistics(), packed.statistics());
     }
 
     #[test]

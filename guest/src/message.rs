@@ -11,6 +11,61 @@ pub struct Message {
     pub timestamp_nanos: u64,
 }
 
+/// A message borrowed from wherever the platform keeps it: an owned `Message`, or a packed
+/// batch (`packed`). This is what the conversion reads.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRef<'a> {
+    pub sequence: u64,
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub content_type: Option<&'a str>,
+    pub user_properties: Properties<'a>,
+    pub timestamp_nanos: u64,
+}
+
+/// User properties, as an owned message or a packed batch holds them.
+#[derive(Debug, Clone, Copy)]
+pub enum Properties<'a> {
+    Owned(&'a [(String, String)]),
+    Borrowed(&'a [(&'a str, &'a str)]),
+}
+
+impl<'a> Properties<'a> {
+    /// The first property named `name`.
+    pub fn get(self, name: &str) -> Option<&'a str> {
+        match self {
+            Self::Owned(pairs) => pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str()),
+            Self::Borrowed(pairs) => pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v),
+        }
+    }
+
+    pub fn to_vec(self) -> Vec<(&'a str, &'a str)> {
+        match self {
+            Self::Owned(pairs) => pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            Self::Borrowed(pairs) => pairs.to_vec(),
+        }
+    }
+}
+
+impl Message {
+    pub fn view(&self) -> MessageRef<'_> {
+        MessageRef {
+            sequence: self.sequence,
+            topic: &self.topic,
+            payload: &self.payload,
+            content_type: self.content_type.as_deref(),
+            user_properties: Properties::Owned(&self.user_properties),
+            timestamp_nanos: self.timestamp_nanos,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     Configuration,

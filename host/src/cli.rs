@@ -251,6 +251,14 @@ async fn execute(command: Command) -> Result<()> {
             println!("contract   {contract}");
             println!("exports    {}", summary.exports.join("\n           "));
             println!("imports    {}", summary.imports.join("\n           "));
+            if summary.contract.is_some() {
+                let calls = if summary.accepts_batches {
+                    "accept-batch (packed batches, since 1.1)"
+                } else {
+                    "accept (a list of messages, 1.0)"
+                };
+                println!("messages   {calls}");
+            }
             let host = crate::plugin::contract::HOST_CONTRACT;
             match runs {
                 Ok(version) => {

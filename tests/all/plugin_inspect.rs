@@ -22,11 +22,35 @@ fn the_bundled_plugin_implements_the_contract_this_host_runs() {
     let (code, text) = inspect(None);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("contract   dataflow:destination/destination@1.0.0"),
+        text.contains("contract   dataflow:destination/destination@1.1.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("messages   accept-batch (packed batches, since 1.1)"),
         "{text}"
     );
     assert!(text.contains("wasi:http/outgoing-handler@0.2.12"), "{text}");
     assert!(text.contains("runs here  yes"), "{text}");
+}
+
+/// The http-probe fixture is built against the frozen 1.0 contract (wit/1.0.0): this host
+/// still runs it, handing it messages as a list.
+#[test]
+fn a_plugin_of_the_previous_minor_version_runs_with_the_calls_it_knows() {
+    let (code, text) = inspect(Some(std::path::Path::new(env!("HTTP_PROBE_WASM"))));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("contract   dataflow:destination/destination@1.0.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("messages   accept (a list of messages, 1.0)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("runs here  yes (plugin contract 1.0.0, host contract 1.1.0)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -49,7 +73,7 @@ fn a_plugin_of_another_major_version_is_refused_with_both_versions() {
     );
     assert!(
         text.contains(
-            "runs here  no: the plugin implements contract dataflow:destination/destination@2.0.0; this host runs 1.x (built with 1.0.0)"
+            "runs here  no: the plugin implements contract dataflow:destination/destination@2.0.0; this host runs 1.x (built with 1.1.0)"
         ),
         "{text}"
     );
@@ -59,11 +83,11 @@ fn a_plugin_of_another_major_version_is_refused_with_both_versions() {
         &file,
         r#"(component
             (instance $i)
-            (export "dataflow:destination/destination@1.1.0" (instance $i)))"#,
+            (export "dataflow:destination/destination@1.2.0" (instance $i)))"#,
     )
     .unwrap();
     let (code, text) = inspect(Some(&file));
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("runs here  no: the plugin's dataflow:destination/destination@1.1.0 does not have the shape this host knows (1.0.0)"), "{text}");
+    assert!(text.contains("runs here  no: the plugin's dataflow:destination/destination@1.2.0 does not have the shape this host knows (1.1.0)"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }

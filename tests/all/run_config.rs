@@ -116,7 +116,7 @@ async fn an_endpoint_names_its_plugin_version_from_the_plugin_directory() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("plugins/adx-destination")).unwrap();
     std::fs::write(
-        dir.join("plugins/adx-destination/1.0.0.wasm"),
+        dir.join("plugins/adx-destination/1.1.0.wasm"),
         dataflow_host::bundled::ADX_DESTINATION,
     )
     .unwrap();
@@ -150,7 +150,7 @@ async fn an_endpoint_names_its_plugin_version_from_the_plugin_directory() {
         ..RunOptions::default()
     };
 
-    write_config("1.0.0");
+    write_config("1.1.0");
     let report = run::run(&options).await.unwrap();
     assert_eq!(report.ingested, 1, "{report:?}");
 
@@ -158,7 +158,7 @@ async fn an_endpoint_names_its_plugin_version_from_the_plugin_directory() {
     let error = run::run(&options).await.unwrap_err().to_string();
     assert!(
         error.contains("plugin adx-destination@1.2.0 is not in")
-            && error.ends_with("(available: adx-destination@1.0.0)"),
+            && error.ends_with("(available: adx-destination@1.1.0)"),
         "{error}"
     );
     std::fs::remove_dir_all(&dir).ok();

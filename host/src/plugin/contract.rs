@@ -8,10 +8,11 @@ use wasmtime::Engine;
 
 /// The exported interface a destination plugin implements.
 pub const DESTINATION_INTERFACE: &str = "dataflow:destination/destination";
-/// The contract version this host was built with (wit/destination.wit).
+/// The contract version this host was built with (wit/destination.wit): it calls 1.0's
+/// functions through bindings of wit/1.0.0, and 1.1's `accept-batch` when a plugin has it.
 pub const HOST_CONTRACT: Version = Version {
     major: 1,
-    minor: 0,
+    minor: 1,
     patch: 0,
 };
 
@@ -48,6 +49,8 @@ pub struct ComponentSummary {
     pub imports: Vec<String>,
     /// The version of `dataflow:destination/destination` it exports, if it does.
     pub contract: Option<Version>,
+    /// Whether it takes packed batches (`accept-batch`, contract 1.1).
+    pub accepts_batches: bool,
 }
 
 impl ComponentSummary {
@@ -71,6 +74,7 @@ impl ComponentSummary {
             exports,
             imports,
             contract,
+            accepts_batches: super::batch::find(component).is_some(),
         }
     }
 
@@ -129,7 +133,7 @@ mod tests {
         assert_eq!(two.contract.map(|v| v.major), Some(2));
         let error = two.check().unwrap_err().to_string();
         assert!(
-            error.contains("@2.0.0") && error.contains("this host runs 1.x (built with 1.0.0)"),
+            error.contains("@2.0.0") && error.contains("this host runs 1.x (built with 1.1.0)"),
             "{error}"
         );
         let later_minor = summary(

@@ -2,6 +2,7 @@
 //! through an `InstancePre`, and wraps its `sink` resource in plain async methods.
 //! Each instance has its own store with a memory cap and a per-call deadline.
 
+mod batch;
 mod cache;
 pub mod contract;
 pub mod directory;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::component::{Component, ComponentExportIndex, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
 
 pub use cache::{ArtifactCache, Loaded};
@@ -25,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::outbound::OutboundPolicy;
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/1.0.0",
     world: "dataflow:destination/destination-plugin",
     exports: { default: async },
     with: {
@@ -65,6 +66,8 @@ impl Default for Limits {
 pub struct PluginRuntime {
     engine: Engine,
     pre: DestinationPluginPre<PluginState>,
+    /// The plugin's `accept-batch` (contract 1.1), if it has one.
+    accept_batch: Option<ComponentExportIndex>,
     limits: Limits,
     transport: Arc<dyn Transport>,
     metrics: Option<Arc<Metrics>>,
@@ -140,10 +143,12 @@ impl PluginRuntime {
         };
         let load_time = started.elapsed();
         let (pre, contract) = link(&engine, &component)?;
+        let accept_batch = batch::find(&component);
         let ticker = Arc::new(EpochTicker::start(engine.clone()));
         Ok(Self {
             engine,
             pre,
+            accept_batch,
             limits,
             transport: Arc::new(HttpClient::system()),
             metrics: None,
@@ -227,7 +232,16 @@ impl Opening {
         store.epoch_deadline_trap();
         let started = Instant::now();
         store.set_epoch_deadline(runtime.deadline_ticks());
-        let bindings = runtime.pre.instantiate_async(&mut store).await?;
+        let instance = runtime
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut store)
+            .await?;
+        let bindings = DestinationPlugin::new(&mut store, &instance)?;
+        let accept_batch = match &runtime.accept_batch {
+            Some(index) => Some(batch::typed(&mut store, &instance, index)?),
+            None => None,
+        };
         let instantiate_time = started.elapsed();
         let sink = bindings
             .dataflow_destination_destination()
@@ -238,6 +252,7 @@ impl Opening {
         Ok(Instance {
             store,
             bindings,
+            accept_batch,
             sink,
             deadline_ticks: runtime.deadline_ticks(),
             call_deadline: runtime.limits.call_deadline,
@@ -251,6 +266,8 @@ impl Opening {
 struct Instance {
     store: Store<PluginState>,
     bindings: DestinationPlugin,
+    /// Present when the plugin implements contract 1.1 or later.
+    accept_batch: Option<batch::AcceptBatch>,
     sink: ResourceAny,
     deadline_ticks: u64,
     call_deadline: Duration,
@@ -309,6 +326,13 @@ impl PluginSink {
 impl Instance {
     pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome> {
         self.store.set_epoch_deadline(self.deadline_ticks);
+        if let Some(accept_batch) = &self.accept_batch {
+            let batch = batch::MessageBatch::pack(messages);
+            let call = accept_batch.call_async(&mut self.store, (self.sink, batch));
+            return within(self.call_deadline, call)
+                .await
+                .map(|(outcome,)| outcome);
+        }
         let sink = self.bindings.dataflow_destination_destination().sink();
         within(
             self.call_deadline,

@@ -1,0 +1,245 @@
+//! Messages packed into three flat lists (the contract's `message-batch`, since 1.1): one
+//! byte buffer, one list of messages whose text and bytes are spans of it, one list of user
+//! properties. Packing happens on the host; unpacking borrows, and allocates only the list of
+//! views and of property pairs, whatever the number of messages.
+
+use crate::message::{Message, MessageRef, Properties, Rejection};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackedMessage {
+    pub sequence: u64,
+    pub timestamp_nanos: u64,
+    pub topic: Span,
+    pub payload: Span,
+    pub content_type: Option<Span>,
+    /// Entries of the batch's `properties`.
+    pub user_properties: Span,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackedProperty {
+    pub name: Span,
+    pub value: Span,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackedBatch {
+    pub data: Vec<u8>,
+    pub messages: Vec<PackedMessage>,
+    pub properties: Vec<PackedProperty>,
+}
+
+/// What `PackedBatch::pack` reads from a message, whatever type the caller keeps it in.
+pub struct Unpacked<'a, P> {
+    pub sequence: u64,
+    pub timestamp_nanos: u64,
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub content_type: Option<&'a str>,
+    pub user_properties: P,
+}
+
+impl PackedBatch {
+    /// Packs messages; the host does this before a call. A batch over 4 GiB cannot be
+    /// addressed by its spans: callers send batches far smaller.
+    pub fn pack<'a, P>(messages: impl IntoIterator<Item = Unpacked<'a, P>>) -> Self
+    where
+        P: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut batch = Self::default();
+        for m in messages {
+            let topic = batch.push(m.topic.as_bytes());
+            let payload = batch.push(m.payload);
+            let content_type = m.content_type.map(|c| batch.push(c.as_bytes()));
+            let first = batch.properties.len();
+            for (name, value) in m.user_properties {
+                let property = PackedProperty {
+                    name: batch.push(name.as_bytes()),
+                    value: batch.push(value.as_bytes()),
+                };
+                batch.properties.push(property);
+            }
+            batch.messages.push(PackedMessage {
+                sequence: m.sequence,
+                timestamp_nanos: m.timestamp_nanos,
+                topic,
+                payload,
+                content_type,
+                user_properties: Span {
+                    start: first as u32,
+                    len: (batch.properties.len() - first) as u32,
+                },
+            });
+        }
+        batch
+    }
+
+    /// Packs owned messages.
+    pub fn of_messages(messages: &[Message]) -> Self {
+        Self::pack(messages.iter().map(|m| {
+            Unpacked {
+                sequence: m.sequence,
+                timestamp_nanos: m.timestamp_nanos,
+                topic: &m.topic,
+                payload: &m.payload,
+                content_type: m.content_type.as_deref(),
+                user_properties: m
+                    .user_properties
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            }
+        }))
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Span {
+        let start = self.data.len() as u32;
+        self.data.extend_from_slice(bytes);
+        Span {
+            start,
+            len: bytes.len() as u32,
+        }
+    }
+
+    /// Calls `f` with a view of each well-formed message, and a rejection for each message
+    /// whose spans fall outside the batch or whose text is not UTF-8.
+    pub fn with_views<R>(&self, f: impl FnOnce(&[MessageRef<'_>], Vec<Rejection>) -> R) -> R {
+        let properties: Vec<Option<(&str, &str)>> = self
+            .properties
+            .iter()
+            .map(|p| Some((self.text(p.name)?, self.text(p.value)?)))
+            .collect();
+        let mut pairs = Vec::with_capacity(properties.len());
+        let mut views = Vec::with_capacity(self.messages.len());
+        let mut malformed = Vec::new();
+        // First pass: which messages are well formed, and their properties, in order.
+        let mut ranges = Vec::with_capacity(self.messages.len());
+        for m in &self.messages {
+            match self.properties_of(m, &properties) {
+                Some(own) => {
+                    let start = pairs.len();
+                    pairs.extend(own);
+                    ranges.push(Some(start..pairs.len()));
+                }
+                None => ranges.push(None),
+            }
+        }
+        for (m, range) in self.messages.iter().zip(ranges) {
+            let view = range.and_then(|range| {
+                Some(MessageRef {
+                    sequence: m.sequence,
+                    topic: self.text(m.topic)?,
+                    payload: self.bytes(m.payload)?,
+                    content_type: match m.content_type {
+                        Some(span) => Some(self.text(span)?),
+                        None => None,
+                    },
+                    user_properties: Properties::Borrowed(&pairs[range]),
+                    timestamp_nanos: m.timestamp_nanos,
+                })
+            });
+            match view {
+                Some(view) => views.push(view),
+                None => malformed.push(Rejection {
+                    sequence: m.sequence,
+                    reason: "the batch entry of this message is malformed (a span outside the batch, or text that is not UTF-8)".into(),
+                }),
+            }
+        }
+        f(&views, malformed)
+    }
+
+    fn properties_of<'p, 'a>(
+        &self,
+        m: &PackedMessage,
+        properties: &'p [Option<(&'a str, &'a str)>],
+    ) -> Option<impl Iterator<Item = (&'a str, &'a str)> + 'p> {
+        let start = m.user_properties.start as usize;
+        let own = properties.get(start..start.checked_add(m.user_properties.len as usize)?)?;
+        own.iter()
+            .all(Option::is_some)
+            .then(|| own.iter().flatten().copied())
+    }
+
+    fn bytes(&self, span: Span) -> Option<&[u8]> {
+        let start = span.start as usize;
+        self.data.get(start..start.checked_add(span.len as usize)?)
+    }
+
+    fn text(&self, span: Span) -> Option<&str> {
+        std::str::from_utf8(self.bytes(span)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(sequence: u64, properties: &[(&str, &str)]) -> Message {
+        Message {
+            sequence,
+            topic: format!("t/{sequence}"),
+            payload: format!("{{\"n\":{sequence}}}").into_bytes(),
+            content_type: sequence
+                .is_multiple_of(2)
+                .then(|| "application/json".to_string()),
+            user_properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            timestamp_nanos: sequence * 10,
+        }
+    }
+
+    #[test]
+    fn unpacking_gives_back_what_was_packed() {
+        let messages = vec![
+            message(1, &[("a", "1"), ("b", "2")]),
+            message(2, &[]),
+            message(3, &[("c", "é")]),
+        ];
+        let batch = PackedBatch::of_messages(&messages);
+        assert_eq!(batch.properties.len(), 3);
+        batch.with_views(|views, malformed| {
+            assert!(malformed.is_empty());
+            assert_eq!(views.len(), messages.len());
+            for (got, want) in views.iter().zip(&messages) {
+                let want = want.view();
+                assert_eq!(
+                    (got.sequence, got.topic, got.payload, got.content_type),
+                    (want.sequence, want.topic, want.payload, want.content_type)
+                );
+                assert_eq!(got.timestamp_nanos, want.timestamp_nanos);
+                assert_eq!(got.user_properties.to_vec(), want.user_properties.to_vec());
+            }
+        });
+    }
+
+    #[test]
+    fn a_malformed_entry_rejects_its_message_only() {
+        let mut batch = PackedBatch::of_messages(&[
+            message(1, &[("a", "1")]),
+            message(2, &[]),
+            message(3, &[]),
+            message(4, &[("b", "2")]),
+        ]);
+        batch.messages[0].payload.len = u32::MAX;
+        batch.messages[2].user_properties = Span { start: 7, len: 1 };
+        let end = batch.data.len() as u32;
+        batch.data.push(0xff);
+        batch.messages[3].topic = Span { start: end, len: 1 };
+        batch.with_views(|views, malformed| {
+            assert_eq!(views.iter().map(|v| v.sequence).collect::<Vec<_>>(), [2]);
+            assert_eq!(
+                malformed.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+                [1, 3, 4]
+            );
+            assert!(malformed[0].reason.contains("malformed"));
+        });
+    }
+}
