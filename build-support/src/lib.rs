@@ -43,6 +43,10 @@ pub fn build_component(workspace_root: &Path, package: &str) -> PathBuf {
         // cheap here and lets the per-byte loops of the payload path inline across crates.
         .env("CARGO_PROFILE_RELEASE_LTO", "fat")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env(
+            "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+            "-Ctarget-feature=+simd128",
+        )
         // Under `cargo clippy` the wrapper would lint the guest here too; that has its own step.
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CLIPPY_ARGS")
