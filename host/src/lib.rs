@@ -3,6 +3,7 @@
 //! ADX-compatible endpoint.
 
 pub mod bench;
+pub mod broker;
 pub mod bundled;
 pub mod cli;
 pub mod config;

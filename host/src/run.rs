@@ -15,7 +15,7 @@ use crate::http_client::HttpClient;
 use crate::identity::{self, IdentityEndpoints};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
-use crate::plugin::{directory, ArtifactCache, Limits, Loaded, PluginRuntime};
+use crate::plugin::{directory, ArtifactCache, Limits, Loaded, PluginRuntime, PluginSink};
 use crate::progress::Progress;
 use crate::sources::mqtt::{self, MqttSourceOptions, ProtocolVersion};
 use crate::sources::{self, jsonl};
@@ -181,7 +181,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     if let Some(pause) = &options.pause {
         pipeline_options.pause = pause.clone();
     }
-    let mut delivery = Delivery {
+    let delivery = Delivery {
         acknowledger: None,
         metrics: Some(metrics.clone()),
         dead_letters,
@@ -212,14 +212,26 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         source_options.client_id,
         source_options.window()
     );
+    let progress = Progress::start("progress", metrics);
+    let report = from_mqtt(&mut sink, &source_options, delivery, pipeline_options).await;
+    progress.finish().await;
+    report
+}
+
+/// Feeds `sink` from an MQTT source until `delivery.shutdown`; the source's in-flight bound
+/// is the pipeline's, and each message is acknowledged to the broker once settled.
+pub async fn from_mqtt(
+    sink: &mut PluginSink,
+    source_options: &MqttSourceOptions,
+    mut delivery: Delivery,
+    mut pipeline_options: PipelineOptions,
+) -> Result<PipelineReport> {
     pipeline_options.max_in_flight = source_options.window();
     pipeline_options.flush_when_idle = source_options.flush_when_idle();
     let (sender, receiver) = sources::channel_for_window(source_options.window());
-    let (source, acknowledger) = mqtt::start(&source_options, sender);
+    let (source, acknowledger) = mqtt::start(source_options, sender);
     delivery.acknowledger = Some(acknowledger);
-    let progress = Progress::start("progress", metrics);
-    let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
-    progress.finish().await;
+    let report = pipeline::run_with(sink, receiver, delivery, &pipeline_options).await;
     source.stop().await?;
     report
 }

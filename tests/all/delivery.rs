@@ -37,7 +37,13 @@ async fn good_payloads_are_ingested_and_bad_ones_dead_lettered_with_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifth_of_requests_throttled_or_unavailable_loses_nothing() {
-    let scenario = Scenario::start("throttled", ScenarioOptions::default()).await;
+    // Requests of 100 rows: 50 or more of them, so that a fifth failing is all but certain
+    // to fail some (with 10, none failed one run in ten).
+    let options = ScenarioOptions {
+        max_messages: 100,
+        ..ScenarioOptions::default()
+    };
+    let scenario = Scenario::start("throttled", options).await;
     scenario
         .adx
         .emulator
@@ -144,7 +150,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     let port = scenario.broker.port;
     let publisher = tokio::spawn(publish_all(port, numbered(0..published, None), Some(2500)));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    scenario.broker.restart(Duration::from_secs(1));
+    scenario.broker.restart(Duration::from_secs(1)).unwrap();
     let repeated = publisher.await.unwrap();
     let tally = scenario.wait_for_all(published, SETTLE).await;
     let rss = host.peak_rss_bytes();

@@ -49,7 +49,7 @@ impl Scenario {
         let dir = std::env::temp_dir().join(format!("delivery-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("config")).unwrap();
-        let broker = Broker::start(&dir);
+        let broker = Broker::start(&dir).unwrap();
         let adx = LocalAdx::start(CREATE_TABLE, options.streaming).await;
         let config = format!(
             r#"apiVersion: connectivity.iotoperations.azure.com/v1

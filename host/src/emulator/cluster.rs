@@ -15,6 +15,8 @@ use super::responses::{result_table, KustoFailure};
 pub struct Table {
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Value>>,
+    /// When each row was ingested (Unix nanoseconds): what Kusto's `ingestion_time()` gives.
+    pub ingested_at: Vec<u64>,
     /// Table-level policy; `None` defers to the database.
     streaming: Option<bool>,
 }
@@ -202,6 +204,8 @@ impl Cluster {
             .map_err(|e| KustoFailure::bad_request("BadRequest_InvalidData", e))?;
         let count = rows.len();
         table.rows.extend(rows);
+        let now = crate::sources::now_nanos();
+        table.ingested_at.resize(table.rows.len(), now);
         Ok(count)
     }
 

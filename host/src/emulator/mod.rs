@@ -170,6 +170,22 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// Rows with the time each was ingested (Unix nanoseconds), as `ingestion_time()` would
+    /// give it.
+    pub fn rows_with_ingestion_times(&self, database: &str, table: &str) -> Vec<(Vec<Value>, u64)> {
+        let cluster = self.shared.cluster.lock().unwrap();
+        cluster
+            .table(database, table)
+            .map(|t| {
+                t.rows
+                    .iter()
+                    .cloned()
+                    .zip(t.ingested_at.iter().copied())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn columns(&self, database: &str, table: &str) -> Vec<Column> {
         let cluster = self.shared.cluster.lock().unwrap();
         cluster

@@ -3,6 +3,8 @@
 //! is measured) and through the same core compiled natively, in one run, for each stream
 //! format, gzip level and batch size.
 
+mod end_to_end;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,8 @@ pub struct BenchOptions {
     pub messages: usize,
     pub batch_sizes: Vec<usize>,
     pub runs: usize,
+    /// End to end through a local mosquitto: messages per second, for how long.
+    pub end_to_end: (u32, Duration),
 }
 
 impl BenchOptions {
@@ -32,6 +36,7 @@ impl BenchOptions {
             messages: 20_000,
             batch_sizes: vec![1000],
             runs: 1,
+            end_to_end: (10_000, Duration::from_secs(1)),
         }
     }
 }
@@ -42,6 +47,7 @@ impl Default for BenchOptions {
             messages: 100_000,
             batch_sizes: vec![100, 1000, 10_000],
             runs: 5,
+            end_to_end: (10_000, Duration::from_secs(10)),
         }
     }
 }
@@ -89,6 +95,10 @@ pub struct BenchReport {
     pub compile: Duration,
     /// Loading the compiled component from the artifact cache, in seconds.
     pub cache_load: Spread,
+    /// MQTT publish → row on loopback; the reason when it could not run (no mosquitto).
+    pub end_to_end: Result<end_to_end::EndToEnd, String>,
+    /// Peak resident memory of this process over the whole benchmark, in bytes.
+    pub peak_rss_bytes: Option<u64>,
     /// Instantiation from the `InstancePre`, warm, in seconds.
     pub instantiate: Spread,
 }
@@ -264,6 +274,13 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
         call_native,
         compile: runtime.load_time,
         cache_load: measure_cache_load(options.runs)?,
+        end_to_end: {
+            let (rate, duration) = options.end_to_end;
+            end_to_end::measure(&runtime, rate, duration)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        },
+        peak_rss_bytes: peak_rss_bytes(),
         instantiate,
     })
 }
@@ -284,6 +301,14 @@ async fn measure_instantiation(
         times.push(sink.instantiate_time().as_secs_f64());
     }
     Ok(Spread::of(times))
+}
+
+/// VmHWM of this process, on Linux.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Loads the bundled plugin from a fresh artifact cache: once to fill it (a compile), then
@@ -358,6 +383,24 @@ impl BenchReport {
             self.instantiate.min * 1e6,
             self.instantiate.max * 1e6
         ));
+        out.push(match &self.end_to_end {
+            Ok(e) => format!(
+                "end to end on loopback (mosquitto → MQTT source → plugin, latencySeconds 0 → local endpoint): {} messages at {} msgs/s offered, {:.0} reached; publish → row p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                e.messages,
+                e.offered_rate,
+                e.achieved_rate,
+                e.p50 * 1e3,
+                e.p99 * 1e3,
+                e.max * 1e3
+            ),
+            Err(reason) => format!("end to end on loopback: not measured ({reason})"),
+        });
+        if let Some(bytes) = self.peak_rss_bytes {
+            out.push(format!(
+                "peak resident memory of the benchmark process: {:.1} MB (it holds every test message twice, for wasm and native)",
+                bytes as f64 / 1e6
+            ));
+        }
         out.join("\n")
     }
 }
