@@ -31,6 +31,11 @@ impl Batch {
         &mut self.data
     }
 
+    /// Bytes of committed rows.
+    pub fn data_len(&self) -> usize {
+        self.committed_len()
+    }
+
     /// Length of the row written since the last commit.
     pub fn pending_len(&self) -> usize {
         self.data.len() - self.committed_len()

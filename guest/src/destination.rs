@@ -126,17 +126,21 @@ impl<P: Platform> Destination<P> {
                     })
                 }
             }
-            if self.batch.len() as u64 >= self.config.max_messages.max(1) {
-                outcome.absorb(self.send_buffered());
-                if outcome.failure.is_some() {
-                    // Keep converting: accepted messages are buffered, not lost, and the next
-                    // flush sends them; sending again now would just fail again.
-                    continue;
+            // After a failure, keep converting without sending: accepted messages stay
+            // buffered, not lost, and the next flush sends them; sending again now would
+            // only fail again.
+            if outcome.failure.is_none() {
+                if self.batch.len() as u64 >= self.config.max_messages.max(1) {
+                    outcome.absorb(self.send_buffered(false));
+                } else if self.batch.data_len() >= self.config.max_request_bytes {
+                    // A whole request's worth waits: send it now rather than hold more rows
+                    // than one request may carry (memory, and latency for nothing).
+                    outcome.absorb(self.send_buffered(true));
                 }
             }
         }
         if outcome.failure.is_none() && self.next_flush_due_ms() == Some(0) {
-            outcome.absorb(self.send_buffered());
+            outcome.absorb(self.send_buffered(false));
         }
         outcome
     }
@@ -150,19 +154,23 @@ impl<P: Platform> Destination<P> {
     }
 
     pub fn flush(&mut self) -> Outcome {
-        self.send_buffered()
+        self.send_buffered(false)
     }
 
     pub fn close(&mut self) -> Outcome {
         self.closed = true;
-        self.send_buffered()
+        self.send_buffered(false)
     }
 
-    /// Sends every buffered row, at most `max_request_bytes` of data per request. Stops at the
-    /// first failure; rows already sent are acknowledged, the rest stay buffered.
-    fn send_buffered(&mut self) -> Outcome {
+    /// Sends every buffered row, at most `max_request_bytes` of data per request (but the
+    /// last, partial request when `only_full_requests`). Stops at the first failure; rows
+    /// already sent are acknowledged, the rest stay buffered.
+    fn send_buffered(&mut self, only_full_requests: bool) -> Outcome {
         let mut outcome = Outcome::default();
-        let requests = self.batch.requests(self.config.max_request_bytes);
+        let mut requests = self.batch.requests(self.config.max_request_bytes);
+        if only_full_requests && requests.len() > 1 {
+            requests.pop();
+        }
         let mut sent_rows = 0;
         for rows in requests {
             let data = self.batch.data_of(rows.clone());
@@ -310,6 +318,17 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_request_of_rows_is_sent_without_waiting_for_the_batch() {
+        // 21-byte rows, 100-byte requests: four rows fill one; the batch would wait for 1000.
+        let (mut d, rec) = open(&[("maxRequestBytes", "100"), ("batching.maxMessages", "1000")]);
+        let out = d.accept(messages(0..10));
+        assert_eq!(out.ingested, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(rec.bodies().len(), 2);
+        assert!(rec.bodies().iter().all(|b| b.lines().count() == 4));
+        assert_eq!(d.buffered(), 2);
+    }
+
+    #[test]
     fn a_packed_batch_sends_the_same_rows_as_a_list_of_messages() {
         let extra = [
             ("batching.maxMessages", "4"),
@@ -418,14 +437,15 @@ mod tests {
         let (mut d, rec) = open(&[("maxRequestBytes", "42")]);
         let mut batch = messages(0..6);
         batch[5].payload = format!(r#"{{"id": 5, "name": "{}"}}"#, "x".repeat(100)).into_bytes();
-        let out = d.accept(batch);
+        let mut out = d.accept(batch);
+        out.absorb(d.flush());
         assert_eq!(out.rejected.len(), 1);
         assert!(
             out.rejected[0].reason.contains("more than the 42 bytes"),
             "{:?}",
             out.rejected
         );
-        assert_eq!(d.flush().ingested, vec![0, 1, 2, 3, 4]);
+        assert_eq!(out.ingested, vec![0, 1, 2, 3, 4]);
         let bodies = rec.bodies();
         assert_eq!(bodies.len(), 3);
         assert!(bodies.iter().all(|b| b.len() <= 42));
@@ -434,9 +454,9 @@ mod tests {
     #[test]
     fn rows_kusto_refuses_as_malformed_are_rejected_and_the_next_request_goes_on() {
         let (mut d, rec) = open(&[("maxRequestBytes", "42")]);
-        d.accept(messages(0..6));
         rec.statuses.borrow_mut().extend([200, 400, 200]);
-        let out = d.flush();
+        let mut out = d.accept(messages(0..6));
+        out.absorb(d.flush());
         assert_eq!(out.ingested, vec![0, 1, 4, 5]);
         let rejected: Vec<u64> = out.rejected.iter().map(|r| r.sequence).collect();
         assert_eq!(rejected, vec![2, 3]);
@@ -457,11 +477,12 @@ mod tests {
     #[test]
     fn a_failed_request_keeps_its_rows_for_the_next_flush() {
         let (mut d, rec) = open(&[("maxRequestBytes", "42")]);
-        d.accept(messages(0..6));
         rec.statuses.borrow_mut().extend([200, 503]);
-        let out = d.flush();
+        // Each two rows fill a request, sent at once; after the failure, no more requests.
+        let out = d.accept(messages(0..6));
         assert_eq!(out.ingested, vec![0, 1]);
         assert_eq!(out.failure.as_ref().unwrap().class, ErrorClass::Transient);
+        assert_eq!(rec.requests.borrow().len(), 2);
         assert_eq!(d.buffered(), 4);
         let out = d.flush();
         assert_eq!(out.ingested, vec![2, 3, 4, 5]);

@@ -81,6 +81,8 @@ pub struct Throughput {
     pub native: Spread,
     /// Payload megabytes per second through the plugin.
     pub wasm_input_mb_per_s: f64,
+    /// Bytes sent over bytes encoded (1 without gzip).
+    pub sent_fraction: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +196,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
         for &batch in &options.batch_sizes {
             let settings = config(format, level, batch, 60);
             let (mut wasm_rates, mut native_rates) = (Vec::new(), Vec::new());
+            let mut sent_fraction = 1.0;
             for _ in 0..options.runs {
                 let mut sink = runtime
                     .open("bench", endpoint, tokens.clone(), settings.clone())
@@ -212,6 +215,9 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
                     bail!("{ingested} of {} messages ingested", wasm.len());
                 }
                 wasm_rates.push(wasm.len() as f64 / elapsed.as_secs_f64());
+                let statistics = sink.statistics().await?;
+                sent_fraction =
+                    statistics.bytes_sent as f64 / statistics.bytes_encoded.max(1) as f64;
 
                 let mut destination = native_destination(&settings)?;
                 let chunks: Vec<Vec<CoreMessage>> =
@@ -243,6 +249,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
                     / 1e6,
                 wasm,
                 native: Spread::of(native_rates),
+                sent_fraction,
             });
         }
     }
@@ -344,12 +351,12 @@ impl BenchReport {
                 self.cores
             ),
             String::new(),
-            "| format | gzip | batch | wasm msgs/s | native msgs/s | wasm time / native | wasm input MB/s |".into(),
-            "|---|---|---|---|---|---|---|".into(),
+            "| format | gzip | batch | wasm msgs/s | native msgs/s | wasm time / native | wasm input MB/s | bytes sent |".into(),
+            "|---|---|---|---|---|---|---|---|".into(),
         ];
         for t in &self.throughput {
             out.push(format!(
-                "| {} | {} | {} | {} ({}–{}) | {} ({}–{}) | {:.2}× | {:.0} |",
+                "| {} | {} | {} | {} ({}–{}) | {} ({}–{}) | {:.2}× | {:.0} | {:.1} % |",
                 t.format,
                 if t.compression_level == 0 {
                     "none".to_string()
@@ -364,7 +371,8 @@ impl BenchReport {
                 k(t.native.min),
                 k(t.native.max),
                 t.native.median / t.wasm.median,
-                t.wasm_input_mb_per_s
+                t.wasm_input_mb_per_s,
+                t.sent_fraction * 100.0
             ));
         }
         out.push(String::new());
