@@ -221,6 +221,9 @@ async fn execute(command: Command) -> Result<()> {
             for line in report.summary() {
                 println!("{line}");
             }
+            if let Some(bytes) = crate::metrics::peak_resident_bytes() {
+                println!("peak memory        {:.1} MB resident", bytes as f64 / 1e6);
+            }
             if !report.all_accounted_for() {
                 anyhow::bail!(
                     "some messages were neither ingested nor rejected: {:?}",

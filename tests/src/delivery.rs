@@ -134,10 +134,10 @@ spec:
             .map(|s| s.to_string())
             .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        // One artifact cache for the test run, not the user's: hosts after the first one
-        // load the plugin instead of compiling it.
-        let cache = std::env::temp_dir().join(format!("host-artifacts-{}", std::process::id()));
-        args.extend(["--cache-dir".to_string(), cache.display().to_string()]);
+        args.extend([
+            "--cache-dir".to_string(),
+            shared_artifact_cache().display().to_string(),
+        ]);
         HostProcess::start(&args, &self.dir.join(format!("host-{instance}.log")))
     }
 
@@ -244,6 +244,12 @@ impl Drop for Scenario {
 
 /// Messages `range` on topics `readings/site<k>`; every `bad_every`-th one has a value the
 /// table cannot take (its `n` is text).
+/// One artifact cache for the test run, not the user's: hosts after the first one load the
+/// plugin instead of compiling it.
+pub fn shared_artifact_cache() -> PathBuf {
+    std::env::temp_dir().join(format!("host-artifacts-{}", std::process::id()))
+}
+
 pub fn numbered(range: std::ops::Range<u64>, bad_every: Option<u64>) -> Vec<Outgoing> {
     range
         .map(|n| {

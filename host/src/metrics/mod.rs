@@ -339,6 +339,14 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The peak resident memory of this process (VmHWM), on Linux.
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,7 @@ impl Ledger {
             self.unsettled += 1;
             self.report.messages_in += 1;
         }
+        self.report.peak_in_flight = self.report.peak_in_flight.max(self.unsettled as u64);
     }
 
     fn settle(&mut self, sequence: u64) -> Option<(Message, String)> {

@@ -92,6 +92,8 @@ pub struct PipelineReport {
     pub rejections: Vec<(String, String)>,
     /// Messages neither ingested nor rejected when the pipeline stopped.
     pub unacknowledged: u64,
+    /// The most messages taken but not yet settled at any one time.
+    pub peak_in_flight: u64,
     /// Why the pipeline stopped early, if it did.
     pub failure: Option<String>,
     /// Statistics of the last plugin instance.
@@ -111,6 +113,7 @@ impl PipelineReport {
             format!("rows ingested      {}", self.ingested),
             format!("rejected           {}", self.rejected),
             format!("unacknowledged     {}", self.unacknowledged),
+            format!("peak in flight     {}", self.peak_in_flight),
         ];
         if let Some(stats) = &self.statistics {
             let mb = |b: u64| b as f64 / 1_000_000.0;

@@ -288,6 +288,11 @@ impl PluginSink {
         self.instance.instantiate_time
     }
 
+    /// The largest linear memory the current instance has grown to, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.instance.store.data().limits.peak_memory_bytes
+    }
+
     /// Replaces the instance with a fresh one, opened with the same configuration: after a
     /// trap, a memory cap or a deadline, the old one must not be used again. What it held
     /// is gone; the caller gives the new one the unsettled messages again.

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -30,8 +30,52 @@ pub struct PluginState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     policy: OutboundPolicy,
-    pub limits: StoreLimits,
+    pub limits: TrackedLimits,
     logs: LogBuffer,
+}
+
+/// The store's limits, and the largest linear memory the plugin has grown to.
+pub struct TrackedLimits {
+    inner: StoreLimits,
+    pub peak_memory_bytes: usize,
+}
+
+impl ResourceLimiter for TrackedLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
+        }
+        Ok(allowed)
+    }
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 impl PluginState {
@@ -48,13 +92,16 @@ impl PluginState {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             policy,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(max_memory_bytes)
-                // A plugin at its cap is stopped with a cause that says so, instead of
-                // seeing an allocation fail (a Rust guest then aborts with a bare trap).
-                .trap_on_grow_failure(true)
-                .instances(4)
-                .build(),
+            limits: TrackedLimits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(max_memory_bytes)
+                    // A plugin at its cap is stopped with a cause that says so, instead of
+                    // seeing an allocation fail (a Rust guest then aborts with a bare trap).
+                    .trap_on_grow_failure(true)
+                    .instances(4)
+                    .build(),
+                peak_memory_bytes: 0,
+            },
             logs: LogBuffer::default(),
         }
     }
