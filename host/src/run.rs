@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tokio::sync::watch;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
 
 use crate::bundled;
 use crate::config::{Deployment, DestinationPlan, MqttEndpoint};
 use crate::dead_letter::{DeadLetterSink, MqttDeadLetters};
-use crate::http_client::HttpClient;
+use crate::http_client::{HttpClient, Transport};
 use crate::identity::{self, IdentityEndpoints};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
@@ -90,23 +91,6 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     let deployment = load(&options.config)?;
     let plans = deployment.destination_plans();
     let plan = choose(&plans, options.dataflow.as_deref())?;
-    let tokens = identity::provider_for(
-        &plan.endpoint.authentication,
-        &IdentityEndpoints::from_env(),
-    )?;
-    let wasm = match &plan.endpoint.plugin {
-        Some(reference) => {
-            let dir = options
-                .plugin_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(directory::DEFAULT_PLUGIN_DIR));
-            let path = directory::resolve(reference, &dir)?;
-            tracing::info!("plugin {reference}: {}", path.display());
-            std::fs::read(&path)
-                .with_context(|| format!("reading the plugin {}", path.display()))?
-        }
-        None => bundled::ADX_DESTINATION.to_vec(),
-    };
     let client = match &options.trust_ca {
         Some(path) => {
             let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -114,39 +98,33 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         }
         None => HttpClient::system(),
     };
-    let cache = match &options.cache_dir {
-        Some(dir) => Some(ArtifactCache::new(dir)),
-        None => ArtifactCache::default_location(),
-    };
-    let mut runtime = PluginRuntime::load(&wasm, Limits::default(), cache.as_ref())?
-        .with_transport(Arc::new(client));
     // Counted always (the progress line reads them); served only with --metrics-addr.
     let metrics = Metrics::new(
         &plan.dataflow.destination_endpoint,
         &plan.dataflow.data_destination,
     );
-    metrics.watch_tokens(tokens.clone());
-    runtime = runtime.with_metrics(metrics.clone());
     if let Some(addr) = options.metrics_addr {
         let (bound, _server) = crate::metrics::serve(addr, metrics.clone()).await?;
         tracing::info!("metrics on http://{bound}/metrics");
     }
-    let how = match runtime.loaded {
-        Loaded::Compiled => "compiled",
-        Loaded::FromCache => "loaded from the artifact cache",
-    };
-    tracing::info!(
-        "plugin {how} in {:.1} ms",
-        runtime.load_time.as_secs_f64() * 1e3
+    let opener = Arc::new(SinkOpener {
+        transport: Arc::new(client),
+        cache: match &options.cache_dir {
+            Some(dir) => Some(ArtifactCache::new(dir)),
+            None => ArtifactCache::default_location(),
+        },
+        metrics: metrics.clone(),
+        plugin_dir: options
+            .plugin_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(directory::DEFAULT_PLUGIN_DIR)),
+    });
+    let mut sink = opener.open(plan).await?;
+    let swaps = swap_on_hangup(
+        opener.clone(),
+        options.config.clone(),
+        plan.dataflow.name.clone(),
     );
-    let mut sink = runtime
-        .open(
-            &plan.dataflow.name,
-            &plan.endpoint.host,
-            tokens,
-            plan.plugin_config.clone(),
-        )
-        .await?;
     let source_options = match (&options.input, &options.dead_letter_topic) {
         (Some(_), None) => None,
         _ => Some(mqtt_source(plan, &deployment, options)?),
@@ -186,6 +164,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         metrics: Some(metrics.clone()),
         dead_letters,
         shutdown: options.shutdown.clone(),
+        swaps: Some(swaps),
     };
 
     if let Some(input) = options.input.clone() {
@@ -234,6 +213,95 @@ pub async fn from_mqtt(
     let report = pipeline::run_with(sink, receiver, delivery, &pipeline_options).await;
     source.stop().await?;
     report
+}
+
+/// Opens a dataflow's plugin sink from its plan: at the start, and for each live swap.
+struct SinkOpener {
+    transport: Arc<dyn Transport>,
+    cache: Option<ArtifactCache>,
+    metrics: Arc<Metrics>,
+    plugin_dir: PathBuf,
+}
+
+impl SinkOpener {
+    async fn open(&self, plan: &DestinationPlan) -> Result<PluginSink> {
+        let tokens = identity::provider_for(
+            &plan.endpoint.authentication,
+            &IdentityEndpoints::from_env(),
+        )?;
+        self.metrics.watch_tokens(tokens.clone());
+        let (wasm, name) = match &plan.endpoint.plugin {
+            Some(reference) => {
+                let path = directory::resolve(reference, &self.plugin_dir)?;
+                tracing::info!("plugin {reference}: {}", path.display());
+                let wasm = std::fs::read(&path)
+                    .with_context(|| format!("reading the plugin {}", path.display()))?;
+                (wasm, reference.clone())
+            }
+            None => (
+                bundled::ADX_DESTINATION.to_vec(),
+                "the bundled ADX destination".to_string(),
+            ),
+        };
+        let runtime = PluginRuntime::load(&wasm, Limits::default(), self.cache.as_ref())?
+            .with_transport(self.transport.clone())
+            .with_metrics(self.metrics.clone());
+        let how = match runtime.loaded {
+            Loaded::Compiled => "compiled",
+            Loaded::FromCache => "loaded from the artifact cache",
+        };
+        tracing::info!(
+            "plugin {name} {how} in {:.1} ms (contract {})",
+            runtime.load_time.as_secs_f64() * 1e3,
+            runtime.contract
+        );
+        runtime
+            .open(
+                &plan.dataflow.name,
+                &plan.endpoint.host,
+                tokens,
+                plan.plugin_config.clone(),
+            )
+            .await
+    }
+}
+
+/// On each SIGHUP: the configuration is read again and the dataflow's plugin (its version,
+/// its settings) opened anew; the pipeline swaps it in. A configuration that does not load
+/// leaves the running plugin in place.
+fn swap_on_hangup(
+    opener: Arc<SinkOpener>,
+    paths: Vec<PathBuf>,
+    dataflow: String,
+) -> mpsc::Receiver<PluginSink> {
+    let (swaps, receiver) = mpsc::channel(1);
+    // Registered now, before the task runs: until then a SIGHUP would end the process.
+    let hangups = signal(SignalKind::hangup());
+    tokio::spawn(async move {
+        let Ok(mut hangups) = hangups else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reading the configuration again for a live swap");
+            let reloaded = async {
+                let deployment = load(&paths)?;
+                let plans = deployment.destination_plans();
+                let plan = choose(&plans, Some(&dataflow))?;
+                opener.open(plan).await
+            };
+            match reloaded.await {
+                Ok(sink) => {
+                    if swaps.send(sink).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("the reload failed, the running plugin stays: {e:#}")
+                }
+            }
+        }
+    });
+    receiver
 }
 
 /// The MQTT source of a dataflow: its endpoint (or the `default` broker) and a client id

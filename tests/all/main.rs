@@ -7,6 +7,7 @@ mod demo;
 mod emulator;
 mod identity;
 mod ingestion;
+mod live_swap;
 mod memory;
 mod official_client;
 mod outbound_policy;

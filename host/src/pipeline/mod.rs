@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::dead_letter::DeadLetterSink;
 use crate::metrics::Metrics;
@@ -63,13 +63,16 @@ impl Default for PipelineOptions {
 }
 
 /// Where settled messages are reported: the source's acknowledgements, the dead-letter sink,
-/// and the signal that asks the pipeline to stop.
+/// the signal that asks the pipeline to stop, and sinks that take over (a live swap).
 pub struct Delivery {
     pub acknowledger: Option<Box<dyn Acknowledger>>,
     /// Counters for `--metrics-addr`, if it serves them.
     pub metrics: Option<Arc<Metrics>>,
     pub dead_letters: DeadLetterSink,
     pub shutdown: Option<watch::Receiver<bool>>,
+    /// Each sink received here replaces the running one: the running one sends everything it
+    /// holds and is closed, then the new one takes the stream (and anything left unsettled).
+    pub swaps: Option<mpsc::Receiver<PluginSink>>,
 }
 
 impl Default for Delivery {
@@ -79,6 +82,7 @@ impl Default for Delivery {
             metrics: None,
             dead_letters: DeadLetterSink::ReportOnly,
             shutdown: None,
+            swaps: None,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct PipelineReport {
     pub failure: Option<String>,
     /// Statistics of the last plugin instance.
     pub statistics: Option<Statistics>,
+    /// Live swaps: sinks that took over from a closed one.
+    pub plugin_swaps: u32,
     /// Fresh instances that replaced failed ones, and the first failures' causes.
     pub plugin_restarts: u32,
     pub plugin_failures: Vec<String>,
@@ -130,6 +136,9 @@ impl PipelineReport {
                 mb(stats.bytes_sent),
                 stats.bytes_encoded as f64 / stats.bytes_sent.max(1) as f64
             ));
+        }
+        if self.plugin_swaps > 0 {
+            lines.push(format!("plugin swaps       {}", self.plugin_swaps));
         }
         if self.plugin_restarts > 0 {
             lines.push(format!(
@@ -184,6 +193,8 @@ pub async fn run_with(
         metrics: delivery.metrics,
     };
     let mut buffer = Vec::with_capacity(options.feed_chunk);
+    let mut swaps = delivery.swaps;
+    let mut swapped = 0;
 
     let mut stopped = loop {
         if run.shutdown.is_requested() {
@@ -238,6 +249,17 @@ pub async fn run_with(
                 }
             }
             _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => run.call(sink, Then::Flush).await?,
+            Some(next) = next_swap(&mut swaps) => {
+                match run.swap(sink, next).await? {
+                    Settled::Stop(reason) => break Some(reason),
+                    Settled::Clear | Settled::Interrupted => {}
+                }
+                swapped += 1;
+                match run.feed_unsettled(sink).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => run.recover(sink, error, Then::Nothing).await?,
+                }
+            }
             _ = run.shutdown.requested() => continue,
         };
         match run.settle(sink, outcome).await? {
@@ -266,8 +288,17 @@ pub async fn run_with(
     report.unacknowledged = run.ledger.unsettled() as u64;
     report.statistics = sink.statistics().await.ok();
     report.plugin_restarts = sink.restarts;
+    report.plugin_swaps = swapped;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The next sink to take over, if there are swaps to wait for.
+async fn next_swap(swaps: &mut Option<mpsc::Receiver<PluginSink>>) -> Option<PluginSink> {
+    match swaps {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What a plugin call was doing, to do it again on a fresh instance.
@@ -438,17 +469,43 @@ impl Run<'_> {
         }
     }
 
+    /// A live swap: the running sink sends what it holds and closes (with the usual retries),
+    /// then `next` takes its place. Nothing settled is sent again; what the old sink could not
+    /// send before a shutdown interrupted it goes to the new one (`feed_unsettled`).
+    async fn swap(&mut self, sink: &mut PluginSink, next: PluginSink) -> Result<Settled> {
+        let held = self.ledger.unsettled();
+        let outcome = self.call(sink, Then::Close).await?;
+        let settled = self.settle(sink, outcome).await?;
+        if !matches!(settled, Settled::Stop(_)) {
+            let old = std::mem::replace(sink, next);
+            observe_plugin(self.metrics.clone(), sink).await;
+            tracing::info!(
+                "live swap: the new plugin instance took over; the old one settled {} of the {held} message(s) in flight, {} left for the new one",
+                held - self.ledger.unsettled(),
+                self.ledger.unsettled()
+            );
+            drop(old);
+        }
+        Ok(settled)
+    }
+
     async fn replay(&mut self, sink: &mut PluginSink, then: Then) -> Result<Outcome> {
         sink.restart().await?;
-        let mut outcome = empty_outcome();
-        let unsettled = self.ledger.unsettled_messages();
-        for chunk in unsettled.chunks(self.options.feed_chunk.max(1)) {
-            absorb(&mut outcome, sink.accept(chunk).await?);
-        }
+        let mut outcome = self.feed_unsettled(sink).await?;
         match then {
             Then::Flush => absorb(&mut outcome, sink.flush().await?),
             Then::Close => absorb(&mut outcome, sink.close().await?),
             Then::Nothing => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Hands every unsettled message to the sink again (a fresh or a new instance).
+    async fn feed_unsettled(&mut self, sink: &mut PluginSink) -> Result<Outcome> {
+        let mut outcome = empty_outcome();
+        let unsettled = self.ledger.unsettled_messages();
+        for chunk in unsettled.chunks(self.options.feed_chunk.max(1)) {
+            absorb(&mut outcome, sink.accept(chunk).await?);
         }
         Ok(outcome)
     }
