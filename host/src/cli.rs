@@ -217,18 +217,26 @@ async fn execute(command: Command) -> Result<()> {
         }
         Command::Run(mut options) => {
             options.shutdown = Some(shutdown_on_signals()?);
-            let report = run::run(&options).await?;
-            for line in report.summary() {
-                println!("{line}");
+            let reports = run::run_all(&options).await?;
+            let several = reports.len() > 1;
+            for (name, report) in &reports {
+                if several {
+                    println!("dataflow {name}:");
+                }
+                for line in report.summary() {
+                    println!("{}{line}", if several { "  " } else { "" });
+                }
             }
             if let Some(bytes) = crate::metrics::peak_resident_bytes() {
                 println!("peak memory        {:.1} MB resident", bytes as f64 / 1e6);
             }
-            if !report.all_accounted_for() {
-                anyhow::bail!(
-                    "some messages were neither ingested nor rejected: {:?}",
-                    report.failure
-                );
+            for (name, report) in &reports {
+                if !report.all_accounted_for() {
+                    anyhow::bail!(
+                        "dataflow {name}: some messages were neither ingested nor rejected: {:?}",
+                        report.failure
+                    );
+                }
             }
             Ok(())
         }

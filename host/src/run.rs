@@ -87,6 +87,56 @@ pub fn load(paths: &[PathBuf]) -> Result<Deployment> {
     })
 }
 
+/// Runs every dataflow of the configuration that writes to Azure Data Explorer, each with
+/// its own plugin (its own version), source, dead letters and pipeline, side by side in this
+/// process; or only the one `--dataflow` names. Reports come back by dataflow.
+pub async fn run_all(options: &RunOptions) -> Result<Vec<(String, PipelineReport)>> {
+    let deployment = load(&options.config)?;
+    let names: Vec<String> = deployment
+        .destination_plans()
+        .iter()
+        .map(|p| p.dataflow.name.clone())
+        .collect();
+    if options.dataflow.is_some() || names.len() < 2 {
+        let report = run(options).await?;
+        let name = options.dataflow.clone().or(names.into_iter().next());
+        return Ok(vec![(name.unwrap_or_default(), report)]);
+    }
+    for (given, option) in [
+        (options.input.is_some(), "--input"),
+        (options.dead_letter.is_some(), "--dead-letter"),
+        (options.metrics_addr.is_some(), "--metrics-addr"),
+    ] {
+        if given {
+            bail!(
+                "{option} is for one dataflow, and the configuration has {} ({}): choose one with --dataflow",
+                names.len(),
+                names.join(", ")
+            );
+        }
+    }
+    tracing::info!("running {} dataflows: {}", names.len(), names.join(", "));
+    let tasks: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let options = RunOptions {
+                dataflow: Some(name.clone()),
+                ..options.clone()
+            };
+            tokio::spawn(async move { run(&options).await })
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for (name, task) in names.into_iter().zip(tasks) {
+        let report = task
+            .await
+            .context("a dataflow's task")?
+            .with_context(|| format!("dataflow {name}"))?;
+        reports.push((name, report));
+    }
+    Ok(reports)
+}
+
 pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     let deployment = load(&options.config)?;
     let plans = deployment.destination_plans();
@@ -171,7 +221,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         let (sender, receiver) = sources::channel();
         // Lines from a file carry the file's path as their topic (there is no MQTT topic).
         let producer = tokio::spawn(async move { jsonl::read_path(&input, &input, sender).await });
-        let progress = Progress::start("progress", metrics);
+        let progress = Progress::start(&progress_label(options), metrics);
         let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
         progress.finish().await;
         let report = report?;
@@ -191,7 +241,7 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         source_options.client_id,
         source_options.window()
     );
-    let progress = Progress::start("progress", metrics);
+    let progress = Progress::start(&progress_label(options), metrics);
     let report = from_mqtt(&mut sink, &source_options, delivery, pipeline_options).await;
     progress.finish().await;
     report
@@ -337,6 +387,14 @@ fn mqtt_source(
         filters: dataflow.data_sources.clone(),
         version: options.mqtt_version,
     })
+}
+
+/// `progress`, or the dataflow's name when the host runs several.
+fn progress_label(options: &RunOptions) -> String {
+    match &options.dataflow {
+        Some(name) => format!("progress {name}"),
+        None => "progress".to_string(),
+    }
 }
 
 fn choose<'a>(plans: &'a [DestinationPlan], name: Option<&str>) -> Result<&'a DestinationPlan> {

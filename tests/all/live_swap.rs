@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use end_to_end_tests::bundled_plugin_variant;
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
 use end_to_end_tests::publisher::publish_all;
 
@@ -37,13 +38,12 @@ async fn a_swap_on_sighup_under_load_ingests_every_message_exactly_once() {
     // with the same behaviour, so that exactly-once is what is tested.
     let dir = scenario.dir.join("plugins/adx-destination");
     std::fs::create_dir_all(&dir).unwrap();
-    let first = dataflow_host::bundled::ADX_DESTINATION.to_vec();
-    let mut second = first.clone();
-    second.extend_from_slice(&[0, 9, 7]);
-    second.extend_from_slice(b"release");
-    second.push(2);
-    std::fs::write(dir.join("1.0.0.wasm"), &first).unwrap();
-    std::fs::write(dir.join("1.0.1.wasm"), &second).unwrap();
+    std::fs::write(
+        dir.join("1.0.0.wasm"),
+        dataflow_host::bundled::ADX_DESTINATION,
+    )
+    .unwrap();
+    std::fs::write(dir.join("1.0.1.wasm"), bundled_plugin_variant()).unwrap();
     name_plugin(&scenario, "1.0.0");
 
     let plugins = scenario.dir.join("plugins").display().to_string();

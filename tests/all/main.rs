@@ -16,3 +16,4 @@ mod plugin_limits;
 mod plugin_restart;
 mod run_config;
 mod tls;
+mod two_dataflows;

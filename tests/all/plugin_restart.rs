@@ -1,6 +1,7 @@
 //! A plugin that traps, overruns its deadline or outgrows its memory cap is stopped, reported
 //! with the cause, and replaced by a fresh instance that gets its unsettled messages again:
-//! nothing is lost.
+//! nothing is lost. Meanwhile another endpoint in the same process, with the ADX plugin,
+//! delivers all of its own messages.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use dataflow_host::metrics::Metrics;
 use dataflow_host::pipeline::{self, Delivery, PipelineOptions};
 use dataflow_host::plugin::{Limits, PluginRuntime};
 use dataflow_host::sources::{self, SourceMessage};
-use end_to_end_tests::{http_probe_wasm, LocalAdx, DATABASE};
+use end_to_end_tests::{adx_runtime, http_probe_wasm, LocalAdx, DATABASE};
 
 async fn run_misbehaving(
     misbehave: &str,
@@ -38,18 +39,7 @@ async fn run_misbehaving(
         )
         .await
         .unwrap();
-    let (sender, receiver) = sources::channel();
-    tokio::spawn(async move {
-        for n in 0..100u64 {
-            let message = SourceMessage {
-                topic: "t".into(),
-                payload: format!(r#"{{"n": {n}}}"#).into_bytes(),
-                origin: format!("m{n}"),
-                ..Default::default()
-            };
-            sender.send(message).await.unwrap();
-        }
-    });
+    let receiver = numbered_messages(100, Duration::ZERO);
     let options = PipelineOptions {
         feed_chunk: 10,
         ..PipelineOptions::default()
@@ -73,8 +63,53 @@ async fn run_misbehaving(
     (report, numbers, metrics.render())
 }
 
+/// `count` numbered messages, one every `every`.
+fn numbered_messages(count: u64, every: Duration) -> sources::SourceReceiver {
+    let (sender, receiver) = sources::channel();
+    tokio::spawn(async move {
+        for n in 0..count {
+            tokio::time::sleep(every).await;
+            let message = SourceMessage {
+                topic: "t".into(),
+                payload: format!(r#"{{"n": {n}}}"#).into_bytes(),
+                origin: format!("m{n}"),
+                ..Default::default()
+            };
+            sender.send(message).await.unwrap();
+        }
+    });
+    receiver
+}
+
+/// Another endpoint of the same process: the ADX plugin into its own table, 100 messages in
+/// batches of 10, one every 30 ms, while the misbehaving plugin runs.
+async fn run_neighbour() -> (dataflow_host::pipeline::PipelineReport, usize) {
+    let table = ".create table t (n: long)";
+    let adx = LocalAdx::start(table, true).await;
+    let runtime = adx_runtime();
+    let mut sink = adx
+        .open(
+            &runtime,
+            adx.adx_config("t", table, &[("batching.maxMessages", "10")]),
+        )
+        .await;
+    let report = pipeline::run(
+        &mut sink,
+        numbered_messages(100, Duration::from_millis(30)),
+        &PipelineOptions::default(),
+    )
+    .await
+    .unwrap();
+    (report, adx.emulator.rows(DATABASE, "t").len())
+}
+
 async fn contained(misbehave: &str, cause: &str, class: &str) {
+    let neighbour = tokio::spawn(run_neighbour());
     let (report, numbers, metrics) = run_misbehaving(misbehave).await;
+    let (neighbour, rows) = neighbour.await.unwrap();
+    assert!(neighbour.all_accounted_for(), "{neighbour:?}");
+    assert_eq!((neighbour.ingested, rows), (100, 100), "{neighbour:?}");
+    assert_eq!(neighbour.plugin_restarts, 0);
     let failures = metrics
         .lines()
         .find(|l| l.contains(&format!("cause=\"{class}\"")))
@@ -93,17 +128,17 @@ async fn contained(misbehave: &str, cause: &str, class: &str) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_traps_is_replaced_and_loses_nothing() {
     contained("panic@3", "wasm trap", "trap").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_loops_forever_is_stopped_at_its_deadline_and_replaced() {
     contained("loop@3", "interrupt", "deadline").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_grows_without_end_is_stopped_at_its_memory_cap_and_replaced() {
     contained("grow@3", "memory", "memory").await;
 }

@@ -1,0 +1,181 @@
+//! Two dataflows in one host process, side by side: two endpoints, each running its own
+//! version of the ADX plugin, into two tables, from one broker.
+
+use std::time::{Duration, Instant};
+
+use end_to_end_tests::broker::Broker;
+use end_to_end_tests::delivery::{numbered, shared_artifact_cache};
+use end_to_end_tests::host_process::HostProcess;
+use end_to_end_tests::publisher::{publish_all, Outgoing};
+use end_to_end_tests::{bundled_plugin_variant, LocalAdx, DATABASE};
+
+const SCHEMA: &str = "n: long, site: string, MqttTopic: string";
+
+fn endpoint(name: &str, version: &str, adx: &LocalAdx) -> String {
+    format!(
+        r#"apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata:
+  name: {name}
+  annotations:
+    dataflow-host/plugin: adx-destination@{version}
+spec:
+  endpointType: DataExplorer
+  dataExplorerSettings:
+    host: {url}
+    database: {DATABASE}
+    authentication:
+      method: DevelopmentToken
+      developmentTokenSettings:
+        token: {token}
+    batching:
+      latencySeconds: 1
+      maxMessages: 500
+"#,
+        url = adx.emulator.url(),
+        token = adx.token
+    )
+}
+
+fn dataflow(name: &str, topics: &str, endpoint: &str, table: &str) -> String {
+    format!(
+        r#"apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata:
+  name: {name}
+spec:
+  operations:
+    - operationType: Source
+      sourceSettings:
+        endpointRef: plant-broker
+        dataSources: ["{topics}"]
+    - operationType: Destination
+      destinationSettings:
+        endpointRef: {endpoint}
+        dataDestination: {table}
+---
+apiVersion: dataflow-host/v1
+kind: KustoTable
+metadata:
+  name: {table}
+spec:
+  schema: ".create table {table} ({SCHEMA})"
+  columns:
+    - name: MqttTopic
+      source: $metadata.topic
+"#
+    )
+}
+
+async fn wait_for_rows(adx: &LocalAdx, table: &str, count: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = adx.emulator.rows(DATABASE, table).len();
+        if rows >= count || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_dataflows_run_two_plugin_versions_side_by_side_into_two_tables() {
+    let dir = std::env::temp_dir().join(format!("two-dataflows-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::create_dir_all(dir.join("plugins/adx-destination")).unwrap();
+    std::fs::write(
+        dir.join("plugins/adx-destination/1.0.0.wasm"),
+        dataflow_host::bundled::ADX_DESTINATION,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("plugins/adx-destination/1.0.1.wasm"),
+        bundled_plugin_variant(),
+    )
+    .unwrap();
+    let broker = Broker::start(&dir).unwrap();
+    let adx = LocalAdx::start(&format!(".create table readings ({SCHEMA})"), true).await;
+    adx.client
+        .management(DATABASE, &format!(".create table alerts ({SCHEMA})"))
+        .await
+        .unwrap();
+    let config = [
+        endpoint("adx-a", "1.0.0", &adx),
+        endpoint("adx-b", "1.0.1", &adx),
+        format!(
+            r#"apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata:
+  name: plant-broker
+spec:
+  endpointType: Mqtt
+  mqttSettings:
+    host: {}
+    tls:
+      mode: Disabled
+"#,
+            broker.address()
+        ),
+        dataflow("readings", "readings/#", "adx-a", "readings"),
+        dataflow("alerts", "alerts/#", "adx-b", "alerts"),
+    ]
+    .join("---\n");
+    std::fs::write(dir.join("config/dataflows.yaml"), config).unwrap();
+
+    let log = dir.join("host.log");
+    let args: Vec<String> = [
+        "run",
+        "--config",
+        &dir.join("config").display().to_string(),
+        "--plugin-dir",
+        &dir.join("plugins").display().to_string(),
+        "--cache-dir",
+        &shared_artifact_cache().display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut host = HostProcess::start(&args, &log);
+    host.wait_for_log("subscribed to", 2, Duration::from_secs(60))
+        .await;
+
+    let readings = numbered(0..2000, None);
+    let alerts: Vec<Outgoing> = numbered(0..1000, None)
+        .into_iter()
+        .map(|m| Outgoing {
+            topic: m.topic.replace("readings", "alerts"),
+            payload: m.payload,
+        })
+        .collect();
+    publish_all(broker.port, readings, None).await;
+    publish_all(broker.port, alerts, None).await;
+    let (in_readings, in_alerts) = (
+        wait_for_rows(&adx, "readings", 2000).await,
+        wait_for_rows(&adx, "alerts", 1000).await,
+    );
+    let status = host.terminate(Duration::from_secs(30)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!((in_readings, in_alerts), (2000, 1000), "{text}");
+    assert!(status.success(), "{status}\n{text}");
+    for expected in [
+        "running 2 dataflows: readings, alerts",
+        "plugin adx-destination@1.0.0: ",
+        "plugin adx-destination@1.0.1: ",
+        "dataflow readings:\n  messages in        2000",
+        "dataflow alerts:\n  messages in        1000",
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in\n{text}");
+    }
+    let topics: Vec<String> = adx
+        .emulator
+        .rows(DATABASE, "alerts")
+        .iter()
+        .map(|row| row[2].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        topics.iter().all(|t| t.starts_with("alerts/")),
+        "{topics:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
