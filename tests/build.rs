@@ -1,6 +1,15 @@
-//! Builds the test fixture plugins.
+//! Builds the test fixture plugins, and the ADX plugin as a 1.0-contract build.
 fn main() {
     let manifest_dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let wasm = wasm_build::build_component(manifest_dir.parent().unwrap(), "http-probe");
+    let root = manifest_dir.parent().unwrap();
+    let wasm = wasm_build::build_component(root, "http-probe");
     println!("cargo:rustc-env=HTTP_PROBE_WASM={}", wasm.display());
+    // The ADX plugin as a 1.0-contract build: a second, older version to run beside the
+    // bundled one and to swap from.
+    let wasm =
+        wasm_build::build_component_with_features(root, "adx-destination", &["contract-1-0"]);
+    println!(
+        "cargo:rustc-env=ADX_DESTINATION_1_0_WASM={}",
+        wasm.display()
+    );
 }

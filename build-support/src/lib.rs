@@ -9,6 +9,15 @@ const TARGET: &str = "wasm32-wasip2";
 /// Builds `package` (a member of the workspace at `workspace_root`) in release mode and returns
 /// the path of its `.wasm`. Installs the target through rustup if it is missing.
 pub fn build_component(workspace_root: &Path, package: &str) -> PathBuf {
+    build_component_with_features(workspace_root, package, &[])
+}
+
+/// `build_component` with cargo features, in a target directory of its own.
+pub fn build_component_with_features(
+    workspace_root: &Path,
+    package: &str,
+    features: &[&str],
+) -> PathBuf {
     for watched in ["guest", "wit", "tests/fixtures", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",
@@ -19,7 +28,10 @@ pub fn build_component(workspace_root: &Path, package: &str) -> PathBuf {
 
     let out_dir =
         PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set for build scripts"));
-    let target_dir = out_dir.join("wasm-target");
+    let target_dir = match features {
+        [] => out_dir.join("wasm-target"),
+        _ => out_dir.join(format!("wasm-target-{}", features.join("-"))),
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace_root)
@@ -33,6 +45,10 @@ pub fn build_component(workspace_root: &Path, package: &str) -> PathBuf {
             "--target-dir",
         ])
         .arg(&target_dir)
+        .args(match features {
+            [] => vec![],
+            _ => vec!["--features".to_string(), features.join(",")],
+        })
         // The outer build's flags and target directory are for the host, not for the guest.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

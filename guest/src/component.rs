@@ -6,10 +6,20 @@ use std::cell::RefCell;
 use crate::destination::{Destination, Platform, TransportError};
 use crate::kusto::{HttpRequest, HttpResponse};
 use crate::message;
+#[cfg(not(feature = "contract-1-0"))]
 use crate::packed::{PackedBatch, PackedMessage, PackedProperty, Span};
 
+// The current contract; with the `contract-1-0` feature, the 1.0 contract (no
+// `accept-batch`), as a plugin built before 1.1 would be: hosts are tested against both.
+#[cfg(not(feature = "contract-1-0"))]
 wit_bindgen::generate!({
     path: "../wit",
+    world: "dataflow:destination/destination-plugin",
+    generate_all,
+});
+#[cfg(feature = "contract-1-0")]
+wit_bindgen::generate!({
+    path: "../wit/1.0.0",
     world: "dataflow:destination/destination-plugin",
     generate_all,
 });
@@ -45,6 +55,7 @@ impl GuestSink for AdxSink {
         to_wit_outcome(self.0.borrow_mut().accept(messages))
     }
 
+    #[cfg(not(feature = "contract-1-0"))]
     fn accept_batch(&self, batch: wit::MessageBatch) -> wit::Outcome {
         let batch = from_wit_batch(batch);
         to_wit_outcome(self.0.borrow_mut().accept_packed(&batch))
@@ -87,6 +98,7 @@ fn from_wit_message(m: wit::Message) -> message::Message {
     }
 }
 
+#[cfg(not(feature = "contract-1-0"))]
 fn from_wit_batch(batch: wit::MessageBatch) -> PackedBatch {
     let span = |s: wit::Span| Span {
         start: s.start,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use end_to_end_tests::bundled_plugin_variant;
+use end_to_end_tests::adx_destination_1_0_wasm;
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
 use end_to_end_tests::publisher::publish_all;
 
@@ -33,17 +33,16 @@ async fn a_swap_on_sighup_under_load_ingests_every_message_exactly_once() {
         ..ScenarioOptions::default()
     };
     let scenario = Scenario::start("swap", options).await;
-    // Two versions in the plugin directory. Both are the bundled plugin, the second with a
-    // custom section appended: another component (its own hash, its own compiled artifact)
-    // with the same behaviour, so that exactly-once is what is tested.
+    // Two versions in the plugin directory: the ADX plugin built for contract 1.0 (handed
+    // lists of messages) and the bundled one, 1.1 (handed packed batches).
     let dir = scenario.dir.join("plugins/adx-destination");
     std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("1.0.0.wasm"), adx_destination_1_0_wasm()).unwrap();
     std::fs::write(
-        dir.join("1.0.0.wasm"),
+        dir.join("1.1.0.wasm"),
         dataflow_host::bundled::ADX_DESTINATION,
     )
     .unwrap();
-    std::fs::write(dir.join("1.0.1.wasm"), bundled_plugin_variant()).unwrap();
     name_plugin(&scenario, "1.0.0");
 
     let plugins = scenario.dir.join("plugins").display().to_string();
@@ -76,7 +75,7 @@ async fn a_swap_on_sighup_under_load_ingests_every_message_exactly_once() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    name_plugin(&scenario, "1.0.1");
+    name_plugin(&scenario, "1.1.0");
     host.signal("HUP");
     host.wait_for_log(
         "live swap: the new plugin instance took over",
@@ -94,7 +93,11 @@ async fn a_swap_on_sighup_under_load_ingests_every_message_exactly_once() {
     scenario.assert_nothing_lost(&tally);
     assert_eq!((tally.ingested, tally.duplicates), (published, 0), "{logs}");
     assert!(status.success(), "{status}\n{logs}");
-    assert!(logs.contains("plugin adx-destination@1.0.1:"), "{logs}");
+    assert!(logs.contains("plugin adx-destination@1.1.0:"), "{logs}");
+    assert!(
+        logs.contains("(contract 1.0.0)") && logs.contains("(contract 1.1.0)"),
+        "{logs}"
+    );
     assert!(logs.contains("plugin swaps       1"), "{logs}");
     let peak: u64 = logs
         .lines()

@@ -33,11 +33,17 @@ fn the_bundled_plugin_implements_the_contract_this_host_runs() {
     assert!(text.contains("runs here  yes"), "{text}");
 }
 
-/// The http-probe fixture is built against the frozen 1.0 contract (wit/1.0.0): this host
-/// still runs it, handing it messages as a list.
+/// The http-probe fixture and a 1.0 build of the ADX plugin are built against the frozen
+/// 1.0 contract (wit/1.0.0): this host still runs them, handing them messages as a list.
 #[test]
-fn a_plugin_of_the_previous_minor_version_runs_with_the_calls_it_knows() {
-    let (code, text) = inspect(Some(std::path::Path::new(env!("HTTP_PROBE_WASM"))));
+fn plugins_of_the_previous_minor_version_run_with_the_calls_they_know() {
+    for file in [env!("HTTP_PROBE_WASM"), env!("ADX_DESTINATION_1_0_WASM")] {
+        previous_minor_version_runs(file);
+    }
+}
+
+fn previous_minor_version_runs(file: &str) {
+    let (code, text) = inspect(Some(std::path::Path::new(file)));
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains("contract   dataflow:destination/destination@1.0.0"),

@@ -1,5 +1,6 @@
 //! Two dataflows in one host process, side by side: two endpoints, each running its own
-//! version of the ADX plugin, into two tables, from one broker.
+//! version of the ADX plugin (a 1.0-contract build, handed lists of messages, and the
+//! bundled 1.1, handed packed batches), into two tables, from one broker.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use end_to_end_tests::broker::Broker;
 use end_to_end_tests::delivery::{numbered, shared_artifact_cache};
 use end_to_end_tests::host_process::HostProcess;
 use end_to_end_tests::publisher::{publish_all, Outgoing};
-use end_to_end_tests::{bundled_plugin_variant, LocalAdx, DATABASE};
+use end_to_end_tests::{adx_destination_1_0_wasm, LocalAdx, DATABASE};
 
 const SCHEMA: &str = "n: long, site: string, MqttTopic: string";
 
@@ -86,12 +87,12 @@ async fn two_dataflows_run_two_plugin_versions_side_by_side_into_two_tables() {
     std::fs::create_dir_all(dir.join("plugins/adx-destination")).unwrap();
     std::fs::write(
         dir.join("plugins/adx-destination/1.0.0.wasm"),
-        dataflow_host::bundled::ADX_DESTINATION,
+        adx_destination_1_0_wasm(),
     )
     .unwrap();
     std::fs::write(
-        dir.join("plugins/adx-destination/1.0.1.wasm"),
-        bundled_plugin_variant(),
+        dir.join("plugins/adx-destination/1.1.0.wasm"),
+        dataflow_host::bundled::ADX_DESTINATION,
     )
     .unwrap();
     let broker = Broker::start(&dir).unwrap();
@@ -102,7 +103,7 @@ async fn two_dataflows_run_two_plugin_versions_side_by_side_into_two_tables() {
         .unwrap();
     let config = [
         endpoint("adx-a", "1.0.0", &adx),
-        endpoint("adx-b", "1.0.1", &adx),
+        endpoint("adx-b", "1.1.0", &adx),
         format!(
             r#"apiVersion: connectivity.iotoperations.azure.com/v1
 kind: DataflowEndpoint
@@ -161,7 +162,9 @@ spec:
     for expected in [
         "running 2 dataflows: readings, alerts",
         "plugin adx-destination@1.0.0: ",
-        "plugin adx-destination@1.0.1: ",
+        "plugin adx-destination@1.1.0: ",
+        "(contract 1.0.0)",
+        "(contract 1.1.0)",
         "dataflow readings:\n  messages in        2000",
         "dataflow alerts:\n  messages in        1000",
     ] {

@@ -20,15 +20,10 @@ pub fn http_probe_wasm() -> Vec<u8> {
     std::fs::read(env!("HTTP_PROBE_WASM")).expect("the http-probe fixture was built")
 }
 
-/// The bundled ADX plugin as another component: a custom section appended gives it its own
-/// hash (and compiled artifact) with the same behaviour. Tests use it as a second version.
-pub fn bundled_plugin_variant() -> Vec<u8> {
-    let mut wasm = dataflow_host::bundled::ADX_DESTINATION.to_vec();
-    // Custom section (id 0), 9 bytes: the name `release` (7) and one byte of content.
-    wasm.extend_from_slice(&[0, 9, 7]);
-    wasm.extend_from_slice(b"release");
-    wasm.push(2);
-    wasm
+/// The ADX plugin built against the 1.0 contract (no `accept-batch`): an older version of
+/// the bundled one, which implements 1.1.
+pub fn adx_destination_1_0_wasm() -> Vec<u8> {
+    std::fs::read(env!("ADX_DESTINATION_1_0_WASM")).expect("the 1.0 build of the ADX plugin")
 }
 
 pub const DATABASE: &str = "telemetry";
