@@ -14,7 +14,7 @@ use crate::config::{Deployment, DestinationPlan, MqttEndpoint};
 use crate::dead_letter::{DeadLetterSink, MqttDeadLetters};
 use crate::http_client::{HttpClient, Transport};
 use crate::identity::{self, IdentityEndpoints};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Registry};
 use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
 use crate::plugin::{directory, ArtifactCache, Limits, Loaded, PluginRuntime, PluginSink};
 use crate::progress::Progress;
@@ -70,6 +70,9 @@ pub struct RunOptions {
     /// Probing interval while the endpoint is paused by a permanent error.
     #[arg(skip)]
     pub pause: Option<RetryPolicy>,
+    /// Where this dataflow's metrics go when a host serves several dataflows' together.
+    #[arg(skip)]
+    pub metrics_registry: Option<Arc<Registry>>,
 }
 
 /// The broker of the built-in `default` endpoint when none is given.
@@ -105,7 +108,6 @@ pub async fn run_all(options: &RunOptions) -> Result<Vec<(String, PipelineReport
     for (given, option) in [
         (options.input.is_some(), "--input"),
         (options.dead_letter.is_some(), "--dead-letter"),
-        (options.metrics_addr.is_some(), "--metrics-addr"),
     ] {
         if given {
             bail!(
@@ -116,11 +118,17 @@ pub async fn run_all(options: &RunOptions) -> Result<Vec<(String, PipelineReport
         }
     }
     tracing::info!("running {} dataflows: {}", names.len(), names.join(", "));
+    let metrics_registry = match options.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
     let tasks: Vec<_> = names
         .iter()
         .map(|name| {
             let options = RunOptions {
                 dataflow: Some(name.clone()),
+                metrics_addr: None,
+                metrics_registry: metrics_registry.clone(),
                 ..options.clone()
             };
             tokio::spawn(async move { run(&options).await })
@@ -153,9 +161,13 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
         &plan.dataflow.destination_endpoint,
         &plan.dataflow.data_destination,
     );
-    if let Some(addr) = options.metrics_addr {
-        let (bound, _server) = crate::metrics::serve(addr, metrics.clone()).await?;
-        tracing::info!("metrics on http://{bound}/metrics");
+    let registry = match (&options.metrics_registry, options.metrics_addr) {
+        (Some(registry), _) => Some(registry.clone()),
+        (None, Some(addr)) => Some(serve_metrics(addr).await?),
+        (None, None) => None,
+    };
+    if let Some(registry) = registry {
+        registry.add(metrics.clone());
     }
     let opener = Arc::new(SinkOpener {
         transport: Arc::new(client),
@@ -387,6 +399,14 @@ fn mqtt_source(
         filters: dataflow.data_sources.clone(),
         version: options.mqtt_version,
     })
+}
+
+/// Serves `/metrics` at `addr` for the dataflows added to the returned registry.
+async fn serve_metrics(addr: SocketAddr) -> Result<Arc<Registry>> {
+    let registry = Arc::new(Registry::default());
+    let (bound, _server) = crate::metrics::serve(addr, registry.clone()).await?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    Ok(registry)
 }
 
 /// `progress`, or the dataflow's name when the host runs several.

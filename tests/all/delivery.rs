@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
 use end_to_end_tests::publisher::{publish_all, Collector};
+use end_to_end_tests::scrape_metrics;
 
 const SETTLE: Duration = Duration::from_secs(90);
 
@@ -416,13 +417,13 @@ async fn metrics_scraped_during_a_run_match_its_own_counts() {
     let tally = scenario.wait_for_all(published, SETTLE).await;
     scenario.assert_nothing_lost(&tally);
     // The counters follow the pipeline; give the last settle a moment to land.
-    let mut metrics = scrape(&addr);
+    let mut metrics = scrape_metrics(&addr);
     for _ in 0..50 {
         if value(&metrics, "dataflow_messages_ingested_total") == 900.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        metrics = scrape(&addr);
+        metrics = scrape_metrics(&addr);
     }
     assert_eq!(
         value(&metrics, "dataflow_messages_received_total"),
@@ -469,20 +470,6 @@ async fn metrics_scraped_during_a_run_match_its_own_counts() {
 }
 
 /// `GET /metrics` over a plain socket.
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-}
-
 /// The value of the first sample whose name (and labels, if given) starts the line.
 fn value(metrics: &str, series: &str) -> f64 {
     metrics

@@ -8,7 +8,7 @@ use end_to_end_tests::broker::Broker;
 use end_to_end_tests::delivery::{numbered, shared_artifact_cache};
 use end_to_end_tests::host_process::HostProcess;
 use end_to_end_tests::publisher::{publish_all, Outgoing};
-use end_to_end_tests::{adx_destination_1_0_wasm, LocalAdx, DATABASE};
+use end_to_end_tests::{adx_destination_1_0_wasm, scrape_metrics, LocalAdx, DATABASE};
 
 const SCHEMA: &str = "n: long, site: string, MqttTopic: string";
 
@@ -125,6 +125,7 @@ spec:
     std::fs::write(dir.join("config/dataflows.yaml"), config).unwrap();
 
     let log = dir.join("host.log");
+    let metrics_addr = format!("127.0.0.1:{}", end_to_end_tests::broker::free_port());
     let args: Vec<String> = [
         "run",
         "--config",
@@ -133,6 +134,8 @@ spec:
         &dir.join("plugins").display().to_string(),
         "--cache-dir",
         &shared_artifact_cache().display().to_string(),
+        "--metrics-addr",
+        &metrics_addr,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -155,8 +158,23 @@ spec:
         wait_for_rows(&adx, "readings", 2000).await,
         wait_for_rows(&adx, "alerts", 1000).await,
     );
+    // One address serves both dataflows' metrics, each family described once.
+    let metrics = scrape_metrics(&metrics_addr);
     let status = host.terminate(Duration::from_secs(30)).await;
     let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        metrics
+            .matches("# TYPE dataflow_messages_ingested_total")
+            .count(),
+        1,
+        "{metrics}"
+    );
+    for (endpoint, table, count) in [("adx-a", "readings", 2000), ("adx-b", "alerts", 1000)] {
+        let sample = format!(
+            "dataflow_messages_ingested_total{{endpoint=\"{endpoint}\",table=\"{table}\"}} {count}"
+        );
+        assert!(metrics.contains(&sample), "no `{sample}` in\n{metrics}");
+    }
     assert_eq!((in_readings, in_alerts), (2000, 1000), "{text}");
     assert!(status.success(), "{status}\n{text}");
     for expected in [

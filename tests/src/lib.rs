@@ -26,6 +26,21 @@ pub fn adx_destination_1_0_wasm() -> Vec<u8> {
     std::fs::read(env!("ADX_DESTINATION_1_0_WASM")).expect("the 1.0 build of the ADX plugin")
 }
 
+/// `GET /metrics` from a host's `--metrics-addr`: the whole response, headers included.
+pub fn scrape_metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
 pub const DATABASE: &str = "telemetry";
 
 /// A running local endpoint with one table.

@@ -1,6 +1,7 @@
 //! What a dataflow did, as Prometheus metrics: counters the pipeline and the outbound policy
 //! update as they go, rendered in the text exposition format by `server.rs`.
 
+mod registry;
 mod server;
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use registry::Registry;
 pub use server::serve;
 
 use crate::identity::TokenProvider;

@@ -11,12 +11,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::Metrics;
+use super::Registry;
 
-/// Serves the metrics until the returned task is dropped or aborted; returns the bound address.
+/// Serves the metrics until the returned task is aborted; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Registry>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
