@@ -12,32 +12,6 @@ use end_to_end_tests::{adx_destination_1_0_wasm, scrape_metrics, LocalAdx, DATAB
 
 const SCHEMA: &str = "n: long, site: string, MqttTopic: string";
 
-fn endpoint(name: &str, version: &str, adx: &LocalAdx) -> String {
-    format!(
-        r#"apiVersion: connectivity.iotoperations.azure.com/v1
-kind: DataflowEndpoint
-metadata:
-  name: {name}
-  annotations:
-    dataflow-host/plugin: adx-destination@{version}
-spec:
-  endpointType: DataExplorer
-  dataExplorerSettings:
-    host: {url}
-    database: {DATABASE}
-    authentication:
-      method: DevelopmentToken
-      developmentTokenSettings:
-        token: {token}
-    batching:
-      latencySeconds: 1
-      maxMessages: 500
-"#,
-        url = adx.emulator.url(),
-        token = adx.token
-    )
-}
-
 fn dataflow(name: &str, topics: &str, endpoint: &str, table: &str) -> String {
     format!(
         r#"apiVersion: connectivity.iotoperations.azure.com/v1
@@ -102,8 +76,8 @@ async fn two_dataflows_run_two_plugin_versions_side_by_side_into_two_tables() {
         .await
         .unwrap();
     let config = [
-        endpoint("adx-a", "1.0.0", &adx),
-        endpoint("adx-b", "1.1.0", &adx),
+        adx.endpoint_yaml("adx-a", Some("adx-destination@1.0.0"), 1, 500),
+        adx.endpoint_yaml("adx-b", Some("adx-destination@1.1.0"), 1, 500),
         format!(
             r#"apiVersion: connectivity.iotoperations.azure.com/v1
 kind: DataflowEndpoint

@@ -51,24 +51,10 @@ impl Scenario {
         std::fs::create_dir_all(dir.join("config")).unwrap();
         let broker = Broker::start(&dir).unwrap();
         let adx = LocalAdx::start(CREATE_TABLE, options.streaming).await;
+        let endpoint =
+            adx.endpoint_yaml("adx", None, options.latency_seconds, options.max_messages);
         let config = format!(
-            r#"apiVersion: connectivity.iotoperations.azure.com/v1
-kind: DataflowEndpoint
-metadata:
-  name: adx
-spec:
-  endpointType: DataExplorer
-  dataExplorerSettings:
-    host: {url}
-    database: {DATABASE}
-    authentication:
-      method: DevelopmentToken
-      developmentTokenSettings:
-        token: {token}
-    batching:
-      latencySeconds: {latency}
-      maxMessages: {max_messages}
----
+            r#"{endpoint}---
 apiVersion: connectivity.iotoperations.azure.com/v1
 kind: DataflowEndpoint
 metadata:
@@ -107,10 +93,6 @@ spec:
     - name: MqttTopic
       source: $metadata.topic
 "#,
-            url = adx.emulator.url(),
-            token = adx.token,
-            latency = options.latency_seconds,
-            max_messages = options.max_messages,
             broker = broker.address(),
             inflight = options.max_inflight_messages,
             filter = options.filter,

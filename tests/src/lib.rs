@@ -121,6 +121,41 @@ impl LocalAdx {
         config
     }
 
+    /// A `DataflowEndpoint` resource for this endpoint, with its batching, and the plugin it
+    /// names (`name@version`), if any.
+    pub fn endpoint_yaml(
+        &self,
+        name: &str,
+        plugin: Option<&str>,
+        latency_seconds: u64,
+        max_messages: u64,
+    ) -> String {
+        let annotations = plugin.map_or(String::new(), |plugin| {
+            format!("  annotations:\n    dataflow-host/plugin: {plugin}\n")
+        });
+        format!(
+            r#"apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata:
+  name: {name}
+{annotations}spec:
+  endpointType: DataExplorer
+  dataExplorerSettings:
+    host: {url}
+    database: {DATABASE}
+    authentication:
+      method: DevelopmentToken
+      developmentTokenSettings:
+        token: {token}
+    batching:
+      latencySeconds: {latency_seconds}
+      maxMessages: {max_messages}
+"#,
+            url = self.emulator.url(),
+            token = self.token
+        )
+    }
+
     /// Ingest requests the endpoint answered, with their statuses.
     pub fn ingest_statuses(&self) -> Vec<u16> {
         self.emulator

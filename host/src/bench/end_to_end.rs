@@ -116,17 +116,12 @@ pub async fn measure(runtime: &PluginRuntime, rate: u32, duration: Duration) -> 
     }
     let achieved_rate = messages as f64 / started.elapsed().as_secs_f64();
 
-    let measured = |rows: &[(Vec<Value>, u64)]| {
-        rows.iter()
-            .filter(|(row, _)| row[0].as_i64().is_some_and(|n| n != WARM_UP))
-            .count()
-    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while measured(&rows()) < messages {
+    while measured(&rows()).count() < messages {
         if Instant::now() > deadline {
             bail!(
                 "{} of {messages} rows arrived within 30 s",
-                measured(&rows())
+                measured(&rows()).count()
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -136,9 +131,7 @@ pub async fn measure(runtime: &PluginRuntime, rate: u32, duration: Duration) -> 
     drop(broker);
     std::fs::remove_dir_all(&dir).ok();
 
-    let mut latencies: Vec<f64> = rows()
-        .iter()
-        .filter(|(row, _)| row[0].as_i64().is_some_and(|n| n != WARM_UP))
+    let mut latencies: Vec<f64> = measured(&rows())
         .filter_map(|(row, ingested)| {
             let sent = row[1].as_u64()?;
             Some(ingested.saturating_sub(sent) as f64 / 1e9)
@@ -160,6 +153,12 @@ pub async fn measure(runtime: &PluginRuntime, rate: u32, duration: Duration) -> 
         p99: percentile(0.99),
         max: latencies[latencies.len() - 1],
     })
+}
+
+/// The rows of measured messages (not the warm-up), with their ingestion times.
+fn measured(rows: &[(Vec<Value>, u64)]) -> impl Iterator<Item = &(Vec<Value>, u64)> {
+    rows.iter()
+        .filter(|(row, _)| row[0].as_i64().is_some_and(|n| n != WARM_UP))
 }
 
 /// QoS 1 publishes of `{"n": …, "sentNanos": …}`, stamped when handed to the client.
