@@ -14,6 +14,17 @@ pub struct LocalBroker {
     dir: PathBuf,
     binary: PathBuf,
     child: Option<Child>,
+    /// Whether the log names every packet (`log_type all`), for `packet_counts`.
+    log_packets: bool,
+}
+
+/// What the broker's own log says it exchanged with one client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketCounts {
+    /// PUBLISH packets sent to the client, redeliveries (DUP) included.
+    pub publish_sent: u64,
+    /// PUBACK packets received from the client.
+    pub puback_received: u64,
 }
 
 /// mosquitto from PATH, or where Debian installs it (`/usr/sbin` is not always in PATH).
@@ -38,6 +49,16 @@ pub fn mosquitto_binary() -> Option<PathBuf> {
 impl LocalBroker {
     /// Starts a broker in its own directory under `dir`.
     pub fn start(dir: &Path) -> Result<Self> {
+        Self::start_with(dir, false)
+    }
+
+    /// Starts a broker whose log names every packet it sends and receives, so that
+    /// `packet_counts` can tell what it exchanged with a client.
+    pub fn start_logging_packets(dir: &Path) -> Result<Self> {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, log_packets: bool) -> Result<Self> {
         let binary = mosquitto_binary()
             .context("mosquitto is not installed (`apt-get install mosquitto`)")?;
         let dir = dir.join("broker");
@@ -51,6 +72,7 @@ impl LocalBroker {
             dir,
             binary,
             child: None,
+            log_packets,
         };
         broker.spawn()?;
         Ok(broker)
@@ -74,9 +96,11 @@ impl LocalBroker {
                  log_dest file {dir}/mosquitto.log\n\
                  log_type error\n\
                  log_type warning\n\
-                 log_type notice\n",
+                 log_type notice\n\
+                 {packets}",
                 port = self.port,
-                dir = self.dir.display()
+                dir = self.dir.display(),
+                packets = if self.log_packets { "log_type all\n" } else { "" },
             ),
         )?;
         let child = Command::new(&self.binary)
@@ -110,6 +134,29 @@ impl LocalBroker {
         }
         std::thread::sleep(down_for);
         self.spawn()
+    }
+}
+
+impl LocalBroker {
+    /// The broker's log, across its restarts.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// PUBLISH sent to and PUBACK received from the client `client_id`, as the broker's
+    /// log (started with `start_logging_packets`) records them.
+    pub fn packet_counts(&self, client_id: &str) -> PacketCounts {
+        let sent = format!("Sending PUBLISH to {client_id} ");
+        let acked = format!("Received PUBACK from {client_id} ");
+        let mut counts = PacketCounts::default();
+        for line in self.log().lines() {
+            if line.contains(&sent) {
+                counts.publish_sent += 1;
+            } else if line.contains(&acked) {
+                counts.puback_received += 1;
+            }
+        }
+        counts
     }
 }
 

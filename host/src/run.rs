@@ -269,12 +269,18 @@ pub async fn from_mqtt(
 ) -> Result<PipelineReport> {
     pipeline_options.max_in_flight = source_options.window();
     pipeline_options.flush_when_idle = source_options.flush_when_idle();
-    let (sender, receiver) = sources::channel_for_window(source_options.window());
+    let (sender, receiver) = sources::unbounded_channel();
     let (source, acknowledger) = mqtt::start(source_options, sender);
+    if let Some(metrics) = &delivery.metrics {
+        metrics.watch_mqtt(source.counters.clone());
+    }
     delivery.acknowledger = Some(acknowledger);
     let report = pipeline::run_with(sink, receiver, delivery, &pipeline_options).await;
+    let counters = source.counters.clone();
     source.stop().await?;
-    report
+    let mut report = report?;
+    report.mqtt = Some(counters.totals());
+    Ok(report)
 }
 
 /// Opens a dataflow's plugin sink from its plan: at the start, and for each live swap.

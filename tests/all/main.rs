@@ -15,5 +15,6 @@ mod plugin_inspect;
 mod plugin_limits;
 mod plugin_restart;
 mod run_config;
+mod sustained_faults;
 mod tls;
 mod two_dataflows;

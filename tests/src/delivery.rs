@@ -24,6 +24,8 @@ pub struct ScenarioOptions {
     pub max_messages: u64,
     /// The dataflow's topic filter.
     pub filter: String,
+    /// The broker logs every packet, for `Broker::packet_counts`.
+    pub broker_logs_packets: bool,
 }
 
 impl Default for ScenarioOptions {
@@ -34,6 +36,7 @@ impl Default for ScenarioOptions {
             latency_seconds: 1,
             max_messages: 500,
             filter: "readings/#".into(),
+            broker_logs_packets: false,
         }
     }
 }
@@ -49,7 +52,10 @@ impl Scenario {
         let dir = std::env::temp_dir().join(format!("delivery-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("config")).unwrap();
-        let broker = Broker::start(&dir).unwrap();
+        let broker = match options.broker_logs_packets {
+            true => Broker::start_logging_packets(&dir).unwrap(),
+            false => Broker::start(&dir).unwrap(),
+        };
         let adx = LocalAdx::start(CREATE_TABLE, options.streaming).await;
         let endpoint =
             adx.endpoint_yaml("adx", None, options.latency_seconds, options.max_messages);
@@ -99,6 +105,11 @@ spec:
         );
         std::fs::write(dir.join("config/dataflow.yaml"), config).unwrap();
         Self { dir, broker, adx }
+    }
+
+    /// The MQTT client id of host instance `instance` (the default prefix, the dataflow).
+    pub fn host_client_id(instance: &str) -> String {
+        format!("dataflow-host-{TABLE}-{instance}")
     }
 
     /// Starts a host instance; its log is `host-<instance>.log`, its dead letters

@@ -15,15 +15,20 @@ pub struct HostProcess {
 /// `host-under-test`, which cargo builds next to the test binaries' `deps` directory for
 /// the integration tests of this package.
 pub fn host_binary() -> PathBuf {
-    let test_binary = std::env::current_exe().unwrap();
-    let profile_dir = test_binary.parent().unwrap().parent().unwrap();
-    let binary = profile_dir.join("host-under-test");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the tests with cargo test",
-        binary.display()
-    );
-    binary
+    // Test binaries are in `<profile>/deps`, this package's own binaries in `<profile>`.
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("host-under-test"))
+        .find(|candidate| candidate.exists());
+    binary.unwrap_or_else(|| {
+        panic!(
+            "host-under-test is missing next to {}: build it with cargo build -p end-to-end-tests",
+            exe.display()
+        )
+    })
 }
 
 impl HostProcess {

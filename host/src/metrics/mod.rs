@@ -15,6 +15,7 @@ pub use server::serve;
 
 use crate::identity::TokenProvider;
 use crate::plugin::Statistics;
+use crate::sources::mqtt::{MqttCounters, MqttTotals};
 
 /// Upper bounds of the request latency histogram, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -52,7 +53,7 @@ pub fn rejection_class(reason: &str) -> &'static str {
         "conversion"
     } else if reason.starts_with("payload") {
         "payload"
-    } else if reason.starts_with("the row is") {
+    } else if reason.starts_with("the row is") || reason.starts_with("the message is") {
         "size"
     } else if reason.starts_with("HTTP ") {
         "refused_by_destination"
@@ -105,6 +106,8 @@ pub struct Metrics {
     pub dead_lettered: Counter,
     pub retries: Counter,
     pub paused: Counter,
+    /// Retries that held the whole in-flight window (the window limits throughput).
+    pub window_full_retries: Counter,
     pub plugin_restarts: Counter,
     /// Dead-lettered messages by `rejection_class`.
     pub rejected_by_reason: LabelledCounter,
@@ -116,6 +119,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<u16, Histogram>>,
     request_bytes: Counter,
     tokens: Mutex<Option<Arc<dyn TokenProvider>>>,
+    mqtt: Mutex<Option<Arc<MqttCounters>>>,
 }
 
 struct PluginTotals {
@@ -159,6 +163,7 @@ impl Metrics {
             dead_lettered: Counter::default(),
             retries: Counter::default(),
             paused: Counter::default(),
+            window_full_retries: Counter::default(),
             plugin_restarts: Counter::default(),
             rejected_by_reason: LabelledCounter::default(),
             plugin_failures: LabelledCounter::default(),
@@ -167,12 +172,18 @@ impl Metrics {
             requests: Mutex::new(BTreeMap::new()),
             request_bytes: Counter::default(),
             tokens: Mutex::new(None),
+            mqtt: Mutex::new(None),
         })
     }
 
     /// Token refreshes are read from the endpoint's token provider.
     pub fn watch_tokens(&self, tokens: Arc<dyn TokenProvider>) {
         *self.tokens.lock().unwrap() = Some(tokens);
+    }
+
+    /// The MQTT source's own counts (acknowledgements, reconnects) are read from it.
+    pub fn watch_mqtt(&self, counters: Arc<MqttCounters>) {
+        *self.mqtt.lock().unwrap() = Some(counters);
     }
 
     /// One HTTP request of the plugin, as the endpoint answered it.
@@ -233,6 +244,11 @@ impl Metrics {
             self.paused.get(),
         );
         counter(
+            "dataflow_window_full_retries_total",
+            "Retries that held the whole in-flight window: raise maxInflightMessages.",
+            self.window_full_retries.get(),
+        );
+        counter(
             "dataflow_plugin_restarts_total",
             "Fresh plugin instances that replaced a failed one.",
             self.plugin_restarts.get(),
@@ -268,6 +284,32 @@ impl Metrics {
             "dataflow_token_refreshes_total",
             "Tokens fetched from the identity service.",
             refreshes,
+        );
+        let mqtt = self
+            .mqtt
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(MqttTotals::default(), |c| c.totals());
+        counter(
+            "dataflow_mqtt_acknowledgements_total",
+            "PUBACKs written to the broker.",
+            mqtt.acknowledged,
+        );
+        counter(
+            "dataflow_mqtt_acknowledgements_lost_total",
+            "Settled messages not acknowledged because their connection was lost first; the broker delivers them again.",
+            mqtt.acknowledgements_lost,
+        );
+        counter(
+            "dataflow_mqtt_beyond_receive_maximum_total",
+            "Messages the broker sent beyond the receive maximum (a broker fault).",
+            mqtt.beyond_receive_maximum,
+        );
+        counter(
+            "dataflow_mqtt_reconnects_total",
+            "MQTT connections lost or refused and tried again.",
+            mqtt.reconnects,
         );
         let _ = writeln!(
             out,

@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::dead_letter::DeadLetterSink;
 use crate::metrics::Metrics;
-use crate::plugin::{describe, ErrorClass, Message, Outcome, PluginSink, Statistics};
+use crate::plugin::{describe, ErrorClass, Message, Outcome, PluginSink, Rejection, Statistics};
+use crate::sources::mqtt::MqttTotals;
 use crate::sources::{Acknowledger, SourceReceiver};
 use ledger::Ledger;
 pub use retry::{RetryPolicy, Shutdown, Waited};
@@ -39,7 +40,18 @@ pub struct PipelineOptions {
     /// Flush as soon as the source has nothing more for a moment (`IDLE_FLUSH`): for sources
     /// that stop sending at an unknown number of unacknowledged messages (MQTT 3.1.1).
     pub flush_when_idle: bool,
+    /// Messages with a larger payload are dead-lettered by the host, never handed to the
+    /// plugin: no Kusto row can be made of them, and one could exhaust the plugin's memory
+    /// at every restart.
+    pub max_message_bytes: usize,
 }
+
+/// The default `max_message_bytes`: four times the largest row Kusto's streaming ingestion
+/// takes (4 MB), for payloads of which the table reads only part.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How often the host repeats that the in-flight window limits throughput.
+const WINDOW_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long a source may be quiet before `flush_when_idle` flushes.
 const IDLE_FLUSH: Duration = Duration::from_millis(50);
@@ -58,6 +70,7 @@ impl Default for PipelineOptions {
                 max_attempts: None,
             },
             flush_when_idle: false,
+            max_message_bytes: MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -107,6 +120,8 @@ pub struct PipelineReport {
     /// Fresh instances that replaced failed ones, and the first failures' causes.
     pub plugin_restarts: u32,
     pub plugin_failures: Vec<String>,
+    /// What an MQTT source counted: PUBACKs written, lost with a connection, reconnects.
+    pub mqtt: Option<MqttTotals>,
     pub elapsed: Duration,
 }
 
@@ -136,6 +151,24 @@ impl PipelineReport {
                 mb(stats.bytes_sent),
                 stats.bytes_encoded as f64 / stats.bytes_sent.max(1) as f64
             ));
+        }
+        if let Some(mqtt) = &self.mqtt {
+            lines.push(format!(
+                "MQTT               {} received, {} acknowledged (PUBACK), {} reconnect(s)",
+                mqtt.received, mqtt.acknowledged, mqtt.reconnects
+            ));
+            if mqtt.acknowledgements_lost > 0 {
+                lines.push(format!(
+                    "acks lost          {} (settled, but their connection was lost first: delivered again)",
+                    mqtt.acknowledgements_lost
+                ));
+            }
+            if mqtt.beyond_receive_maximum > 0 {
+                lines.push(format!(
+                    "broker over window {} message(s) beyond the receive maximum",
+                    mqtt.beyond_receive_maximum
+                ));
+            }
         }
         if self.plugin_swaps > 0 {
             lines.push(format!("plugin swaps       {}", self.plugin_swaps));
@@ -191,6 +224,7 @@ pub async fn run_with(
         options,
         failures_in_a_row: 0,
         metrics: delivery.metrics,
+        window_warned: None,
     };
     let mut buffer = Vec::with_capacity(options.feed_chunk);
     let mut swaps = delivery.swaps;
@@ -241,8 +275,28 @@ pub async fn run_with(
                         (message, (origin, receipt))
                     })
                     .unzip();
-                let accepted = sink.accept(&messages).await;
-                run.ledger.admit(messages, sources);
+                let oversize = oversize_rejections(&messages, options.max_message_bytes);
+                let accepted = if oversize.is_empty() {
+                    let accepted = sink.accept(&messages).await;
+                    run.ledger.admit(messages, sources);
+                    accepted
+                } else {
+                    // Settled (dead-lettered) before the plugin is called, so that no
+                    // replay after a plugin failure hands them to it either.
+                    let fit: Vec<Message> = messages
+                        .iter()
+                        .filter(|m| m.payload.len() <= options.max_message_bytes)
+                        .cloned()
+                        .collect();
+                    run.ledger.admit(messages, sources);
+                    run.record(&Outcome {
+                        ingested: Vec::new(),
+                        rejected: oversize,
+                        failure: None,
+                    })
+                    .await?;
+                    sink.accept(&fit).await
+                };
                 match accepted {
                     Ok(outcome) => outcome,
                     Err(error) => run.recover(sink, error, Then::Nothing).await?,
@@ -291,6 +345,21 @@ pub async fn run_with(
     report.plugin_swaps = swapped;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Messages whose payload is over `max_bytes`, rejected with the reason.
+fn oversize_rejections(messages: &[Message], max_bytes: usize) -> Vec<Rejection> {
+    messages
+        .iter()
+        .filter(|m| m.payload.len() > max_bytes)
+        .map(|m| Rejection {
+            sequence: m.sequence,
+            reason: format!(
+                "the message is {} bytes, more than the {max_bytes} this host hands to a plugin (a Kusto row is at most 4 MB)",
+                m.payload.len()
+            ),
+        })
+        .collect()
 }
 
 /// The next sink to take over, if there are swaps to wait for.
@@ -355,6 +424,8 @@ struct Run<'a> {
     /// Plugin failures since the last progress: the restart backoff grows with it.
     failures_in_a_row: u32,
     metrics: Option<Arc<Metrics>>,
+    /// When the host last said that the in-flight window limits throughput.
+    window_warned: Option<Instant>,
 }
 
 impl Run<'_> {
@@ -392,6 +463,7 @@ impl Run<'_> {
                 attempt - 1,
                 failure.retry_after_ms.map(Duration::from_millis),
             );
+            self.note_full_window(delay);
             let state = match failure.class {
                 ErrorClass::Permanent => "endpoint paused, nothing acknowledged; trying again",
                 _ => "retrying",
@@ -413,6 +485,30 @@ impl Run<'_> {
             }
             outcome = self.call(sink, Then::Flush).await?;
         }
+    }
+
+    /// A retry while the whole in-flight window waits on it stalls the source: the broker
+    /// holds everything else until the window has room. Counted, and said now and then with
+    /// what to change.
+    fn note_full_window(&mut self, delay: Duration) {
+        let window = self.options.max_in_flight;
+        if self.ledger.in_flight() < window {
+            return;
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.window_full_retries.add(1);
+        }
+        if self
+            .window_warned
+            .is_some_and(|at| at.elapsed() < WINDOW_WARNING_INTERVAL)
+        {
+            return;
+        }
+        self.window_warned = Some(Instant::now());
+        tracing::warn!(
+            "the in-flight window is full ({window} message(s), maxInflightMessages) while a request is retried: nothing more is read until it clears, so throughput is at most about {window} message(s) per {:.1} s now; raise maxInflightMessages to what arrives during a retry (see RELIABILITY.md)",
+            delay.as_secs_f64()
+        );
     }
 
     /// Flushes or closes the plugin; a plugin that fails doing so is replaced (`recover`).

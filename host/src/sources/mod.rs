@@ -47,18 +47,48 @@ impl SourceMessage {
 }
 
 pub type SourceSender = mpsc::Sender<SourceMessage>;
-pub type SourceReceiver = mpsc::Receiver<SourceMessage>;
+
+/// Where the pipeline reads a source's messages. A source that can wait (a file) sends into
+/// a bounded channel; a network client that must keep reading its connection (MQTT, whose
+/// keep-alives and acknowledgements go out only while it is polled) sends into an unbounded
+/// one, bounded instead by its protocol's in-flight window.
+pub struct SourceReceiver(Receiver);
+
+enum Receiver {
+    Bounded(mpsc::Receiver<SourceMessage>),
+    Unbounded(mpsc::UnboundedReceiver<SourceMessage>),
+}
+
+impl SourceReceiver {
+    /// The next message; `None` once the source ended.
+    pub async fn recv(&mut self) -> Option<SourceMessage> {
+        match &mut self.0 {
+            Receiver::Bounded(r) => r.recv().await,
+            Receiver::Unbounded(r) => r.recv().await,
+        }
+    }
+
+    /// Waits for at least one message and takes up to `limit`; 0 once the source ended.
+    pub async fn recv_many(&mut self, buffer: &mut Vec<SourceMessage>, limit: usize) -> usize {
+        match &mut self.0 {
+            Receiver::Bounded(r) => r.recv_many(buffer, limit).await,
+            Receiver::Unbounded(r) => r.recv_many(buffer, limit).await,
+        }
+    }
+}
 
 /// Messages a source may have in flight before it waits for the pipeline.
 pub const CHANNEL_CAPACITY: usize = 10_000;
 
 pub fn channel() -> (SourceSender, SourceReceiver) {
-    mpsc::channel(CHANNEL_CAPACITY)
+    let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+    (sender, SourceReceiver(Receiver::Bounded(receiver)))
 }
 
-/// A channel that holds at least `window` messages (a source that must never wait on it).
-pub fn channel_for_window(window: usize) -> (SourceSender, SourceReceiver) {
-    mpsc::channel(CHANNEL_CAPACITY.max(window))
+/// For a source that must never wait on the pipeline: its own window bounds what it sends.
+pub fn unbounded_channel() -> (mpsc::UnboundedSender<SourceMessage>, SourceReceiver) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    (sender, SourceReceiver(Receiver::Unbounded(receiver)))
 }
 
 pub fn now_nanos() -> u64 {

@@ -8,18 +8,24 @@ mod v311;
 mod v5;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{now_nanos, Acknowledger, SourceMessage, SourceSender};
+use super::{now_nanos, Acknowledger, SourceMessage};
 use crate::config::MqttEndpoint;
 
-/// Larger messages than this cannot be read; the plugin rejects rows over 4 MB anyway.
-const MAX_PACKET_BYTES: u32 = 16 * 1024 * 1024;
+/// The largest packet MQTT can carry (its variable-length size field), advertised as the
+/// client's maximum packet size: a broker never drops a message as too large for this host.
+/// What no plugin can take is dead-lettered by the pipeline instead (`max_message_bytes`).
+const MAX_PACKET_BYTES: u32 = 268_435_455;
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// How long the acknowledgement writer waits when the client's request queue is full.
+const ACK_QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProtocolVersion {
@@ -69,6 +75,50 @@ impl MqttSourceOptions {
     }
 }
 
+/// What the source did, counted as it goes: for the run's summary, the metrics, and a
+/// comparison with the broker's own log.
+#[derive(Debug, Default)]
+pub struct MqttCounters {
+    /// PUBLISH packets received (QoS 0 and 1).
+    pub received: AtomicU64,
+    /// PUBACKs written to the broker.
+    pub acknowledged: AtomicU64,
+    /// Settled messages whose PUBACK never reached the connection they came on, because it
+    /// was lost first: the broker delivers them again.
+    pub acknowledgements_lost: AtomicU64,
+    /// Messages the broker sent beyond the receive maximum (MQTT 5): a broker fault.
+    pub beyond_receive_maximum: AtomicU64,
+    /// Connections lost (or refused) after the first one.
+    pub reconnects: AtomicU64,
+}
+
+/// The counters' values at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MqttTotals {
+    pub received: u64,
+    pub acknowledged: u64,
+    pub acknowledgements_lost: u64,
+    pub beyond_receive_maximum: u64,
+    pub reconnects: u64,
+}
+
+impl MqttCounters {
+    pub fn totals(&self) -> MqttTotals {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MqttTotals {
+            received: get(&self.received),
+            acknowledged: get(&self.acknowledged),
+            acknowledgements_lost: get(&self.acknowledgements_lost),
+            beyond_receive_maximum: get(&self.beyond_receive_maximum),
+            reconnects: get(&self.reconnects),
+        }
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// What the reader hears from a client library.
 enum Incoming {
     Connected {
@@ -78,10 +128,13 @@ enum Incoming {
     Subscribed {
         refusals: Vec<Option<String>>,
     },
+    /// A message; `pkid` is `None` for QoS 0, which takes no acknowledgement.
     Message {
         message: SourceMessage,
-        pkid: u16,
+        pkid: Option<u16>,
     },
+    /// A PUBACK went out to the broker.
+    Acknowledged,
     /// The disconnect asked for by `stop` went out.
     Disconnected,
     Other,
@@ -95,7 +148,7 @@ trait Protocol: Send + 'static {
     fn connect(options: &MqttSourceOptions) -> (Self::Client, Self::Events);
     fn poll(events: &mut Self::Events) -> impl Future<Output = Result<Incoming, String>> + Send;
     fn subscribe(client: &Self::Client, filters: &[String]) -> Result<()>;
-    /// Queues a PUBACK; false if the client could not take it.
+    /// Queues a QoS 1 PUBACK; false if the client's request queue has no room now.
     fn acknowledge(client: &Self::Client, pkid: u16) -> bool;
     /// After a lost connection: drops the PUBACKs still queued for it.
     fn forget_acknowledgements(events: &mut Self::Events);
@@ -105,26 +158,32 @@ trait Protocol: Send + 'static {
 /// A running MQTT source; `stop` disconnects after the acknowledgements given so far.
 pub struct MqttSource {
     disconnect: Box<dyn Fn() + Send>,
-    task: JoinHandle<Result<()>>,
+    reader: JoinHandle<Result<()>>,
+    writer: JoinHandle<()>,
+    pub counters: Arc<MqttCounters>,
 }
 
 impl MqttSource {
-    /// Sends the acknowledgements given so far, then disconnects; the session (and what was
-    /// not acknowledged) stays with the broker.
+    /// Writes the acknowledgements given so far (the acknowledger must be dropped first,
+    /// which ends their stream), then disconnects; the session, and what was not
+    /// acknowledged, stays with the broker.
     pub async fn stop(self) -> Result<()> {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.writer).await;
+        // Queued behind every PUBACK, so they go out before it.
         (self.disconnect)();
-        match tokio::time::timeout(Duration::from_secs(5), self.task).await {
+        match tokio::time::timeout(Duration::from_secs(5), self.reader).await {
             Ok(joined) => joined?,
             Err(_) => Ok(()),
         }
     }
 }
 
-/// Connects and starts reading; messages go to `sender` (whose capacity must be at least the
-/// window, so that the connection is never stalled by a full channel).
+/// Connects and starts reading; messages go to `sender`, which never makes the reader wait:
+/// the reader must keep polling the connection, or keep-alives and acknowledgements stop.
+/// The in-flight window (the receive maximum) is what bounds the messages in the channel.
 pub fn start(
     options: &MqttSourceOptions,
-    sender: SourceSender,
+    sender: mpsc::UnboundedSender<SourceMessage>,
 ) -> (MqttSource, Box<dyn Acknowledger>) {
     match options.version {
         ProtocolVersion::V5 => start_with::<v5::V5>(options, sender),
@@ -134,54 +193,111 @@ pub fn start(
 
 fn start_with<P: Protocol>(
     options: &MqttSourceOptions,
-    sender: SourceSender,
+    sender: mpsc::UnboundedSender<SourceMessage>,
 ) -> (MqttSource, Box<dyn Acknowledger>) {
     let (client, events) = P::connect(options);
-    let connection = Arc::new(Mutex::new(Connection { generation: 0 }));
+    let connection = Arc::new(Mutex::new(Connection::default()));
+    let counters = Arc::new(MqttCounters::default());
+    let reader_done = Arc::new(AtomicBool::new(false));
     let reader = Reader::<P> {
         client: client.clone(),
         connection: connection.clone(),
+        counters: counters.clone(),
         filters: options.filters.iter().map(|f| standard_filter(f)).collect(),
         address: options.address(),
+        receive_maximum: match options.version {
+            ProtocolVersion::V5 => Some(options.window() as u64),
+            ProtocolVersion::V311 => None,
+        },
         sender,
+        done: reader_done.clone(),
     };
-    let task = tokio::spawn(reader.run(events));
-    let acknowledger = MqttAcknowledger::<P> {
+    let reader = tokio::spawn(reader.run(events));
+    let (receipts, queued) = mpsc::unbounded_channel();
+    let writer = AckWriter::<P> {
         client: client.clone(),
         connection,
+        counters: counters.clone(),
+        reader_done,
     };
+    let writer = tokio::spawn(writer.run(queued));
     let source = MqttSource {
         disconnect: Box::new(move || P::disconnect(&client)),
-        task,
+        reader,
+        writer,
+        counters,
     };
-    (source, Box::new(acknowledger))
+    (source, Box::new(MqttAcknowledger { receipts }))
 }
 
 /// Which connection a receipt belongs to: acknowledgements of an earlier connection are
 /// dropped (the broker delivers those messages again), never sent on a later one, where the
 /// same packet id may name another message.
+#[derive(Default)]
 struct Connection {
     generation: u64,
+    /// PUBACKs handed to the client on this connection (the reader counts those written).
+    queued: u64,
 }
 
 fn receipt(generation: u64, pkid: u16) -> u64 {
     (generation << 16) | u64::from(pkid)
 }
 
-struct MqttAcknowledger<P: Protocol> {
-    client: P::Client,
-    connection: Arc<Mutex<Connection>>,
+/// Hands settled receipts to the writer task; never blocks the pipeline, never drops one.
+struct MqttAcknowledger {
+    receipts: mpsc::UnboundedSender<Vec<u64>>,
 }
 
-impl<P: Protocol> Acknowledger for MqttAcknowledger<P> {
+impl Acknowledger for MqttAcknowledger {
     fn acknowledge(&mut self, receipts: &[u64]) {
-        let connection = self.connection.lock().expect("connection lock");
-        for &r in receipts {
-            if r >> 16 == connection.generation {
-                // The request channel holds more than the in-flight window, so this only
-                // fails when the connection is going away; the broker then delivers the
-                // message again.
-                P::acknowledge(&self.client, r as u16);
+        // Fails only once the source is stopping; the broker then delivers them again.
+        let _ = self.receipts.send(receipts.to_vec());
+    }
+}
+
+/// Queues each receipt's PUBACK on the client, in order, waiting while its request queue is
+/// full rather than dropping one: a PUBACK either goes out on the connection its message
+/// came on, or that connection is gone and the receipt is counted as lost.
+struct AckWriter<P: Protocol> {
+    client: P::Client,
+    connection: Arc<Mutex<Connection>>,
+    counters: Arc<MqttCounters>,
+    reader_done: Arc<AtomicBool>,
+}
+
+impl<P: Protocol> AckWriter<P> {
+    async fn run(self, mut queued: mpsc::UnboundedReceiver<Vec<u64>>) {
+        while let Some(receipts) = queued.recv().await {
+            let mut next = 0;
+            let mut stale = 0;
+            while next < receipts.len() {
+                {
+                    let mut connection = self.connection.lock().expect("connection lock");
+                    while let Some(&r) = receipts.get(next) {
+                        if r >> 16 != connection.generation {
+                            stale += 1;
+                        } else if P::acknowledge(&self.client, r as u16) {
+                            connection.queued += 1;
+                        } else {
+                            break;
+                        }
+                        next += 1;
+                    }
+                }
+                if next < receipts.len() {
+                    if self.reader_done.load(Ordering::Relaxed) {
+                        stale += (receipts.len() - next) as u64;
+                        break;
+                    }
+                    tokio::time::sleep(ACK_QUEUE_FULL_WAIT).await;
+                }
+            }
+            if stale > 0 {
+                MqttCounters::add(&self.counters.acknowledgements_lost, stale);
+                tracing::warn!(
+                    "{stale} settled message(s) came on a connection that is gone: not acknowledged, the broker delivers them again"
+                );
             }
         }
     }
@@ -199,14 +315,37 @@ pub fn standard_filter(filter: &str) -> String {
 struct Reader<P: Protocol> {
     client: P::Client,
     connection: Arc<Mutex<Connection>>,
+    counters: Arc<MqttCounters>,
     filters: Vec<String>,
     address: String,
-    sender: SourceSender,
+    /// MQTT 5's receive maximum: more unacknowledged messages than this is a broker fault.
+    receive_maximum: Option<u64>,
+    sender: mpsc::UnboundedSender<SourceMessage>,
+    done: Arc<AtomicBool>,
+}
+
+/// What the reader counts on the current connection.
+#[derive(Default)]
+struct ConnectionCounts {
+    /// QoS 1 messages received.
+    received: u64,
+    /// PUBACKs written.
+    acknowledged: u64,
+    /// Whether the broker's excess over the receive maximum was reported.
+    excess_reported: bool,
 }
 
 impl<P: Protocol> Reader<P> {
-    async fn run(self, mut events: P::Events) -> Result<()> {
+    async fn run(self, events: P::Events) -> Result<()> {
+        let result = self.read(events).await;
+        self.done.store(true, Ordering::Relaxed);
+        result
+    }
+
+    /// Polls the client without pause: nothing here waits on the pipeline.
+    async fn read(&self, mut events: P::Events) -> Result<()> {
         let mut connected_once = false;
+        let mut counts = ConnectionCounts::default();
         loop {
             match P::poll(&mut events).await {
                 Ok(Incoming::Connected { session_present }) => {
@@ -239,10 +378,19 @@ impl<P: Protocol> Reader<P> {
                     tracing::info!("subscribed to {}", self.filters.join(", "));
                 }
                 Ok(Incoming::Message { mut message, pkid }) => {
-                    message.receipt = Some(receipt(self.generation(), pkid));
-                    if self.sender.send(message).await.is_err() {
+                    MqttCounters::add(&self.counters.received, 1);
+                    if let Some(pkid) = pkid {
+                        message.receipt = Some(receipt(self.generation(), pkid));
+                        counts.received += 1;
+                        self.check_receive_maximum(&mut counts);
+                    }
+                    if self.sender.send(message).is_err() {
                         return Ok(()); // the pipeline stopped reading
                     }
+                }
+                Ok(Incoming::Acknowledged) => {
+                    counts.acknowledged += 1;
+                    MqttCounters::add(&self.counters.acknowledged, 1);
                 }
                 Ok(Incoming::Disconnected) => return Ok(()),
                 Ok(Incoming::Other) => {}
@@ -250,19 +398,46 @@ impl<P: Protocol> Reader<P> {
                     if self.sender.is_closed() {
                         return Ok(());
                     }
-                    tracing::warn!(
-                        "MQTT connection to {} {}: {e}; reconnecting in {} s",
-                        self.address,
-                        if connected_once { "lost" } else { "failed" },
-                        RECONNECT_DELAY.as_secs()
-                    );
-                    {
+                    let unwritten = {
                         let mut connection = self.connection.lock().expect("connection lock");
                         connection.generation += 1;
                         P::forget_acknowledgements(&mut events);
-                    }
+                        std::mem::take(&mut connection.queued).saturating_sub(counts.acknowledged)
+                    };
+                    counts = ConnectionCounts::default();
+                    MqttCounters::add(&self.counters.reconnects, 1);
+                    MqttCounters::add(&self.counters.acknowledgements_lost, unwritten);
+                    tracing::warn!(
+                        "MQTT connection to {} {}: {e}; reconnecting in {} s{}",
+                        self.address,
+                        if connected_once { "lost" } else { "failed" },
+                        RECONNECT_DELAY.as_secs(),
+                        match unwritten {
+                            0 => String::new(),
+                            n => format!("; {n} settled message(s) were not acknowledged in time, the broker delivers them again"),
+                        }
+                    );
                     tokio::time::sleep(RECONNECT_DELAY).await;
                 }
+            }
+        }
+    }
+
+    /// A broker that sends more unacknowledged messages than the receive maximum breaks
+    /// MQTT 5 (§3.3.4); the host keeps them all (nothing is dropped), and says so.
+    fn check_receive_maximum(&self, counts: &mut ConnectionCounts) {
+        let Some(maximum) = self.receive_maximum else {
+            return;
+        };
+        let outstanding = counts.received.saturating_sub(counts.acknowledged);
+        if outstanding > maximum {
+            MqttCounters::add(&self.counters.beyond_receive_maximum, 1);
+            if !counts.excess_reported {
+                counts.excess_reported = true;
+                tracing::warn!(
+                    "the broker at {} sent more than the receive maximum of {maximum} unacknowledged messages; they are kept, but memory is no longer bounded by maxInflightMessages",
+                    self.address
+                );
             }
         }
     }

@@ -47,9 +47,11 @@ impl Protocol for V311 {
                     .collect(),
             },
             Event::Incoming(Packet::Publish(publish)) => Incoming::Message {
+                // The subscription is QoS 1, so a delivery is QoS 0 or 1 (MQTT 3.1.1 §3.8.4).
+                pkid: (publish.qos != QoS::AtMostOnce).then_some(publish.pkid),
                 message: source_message(publish.topic, &publish.payload, None, Vec::new()),
-                pkid: publish.pkid,
             },
+            Event::Outgoing(Outgoing::PubAck(_)) => Incoming::Acknowledged,
             Event::Outgoing(Outgoing::Disconnect) => Incoming::Disconnected,
             _ => Incoming::Other,
         })

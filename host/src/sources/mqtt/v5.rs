@@ -56,9 +56,11 @@ impl Protocol for V5 {
                 let topic = String::from_utf8_lossy(&publish.topic).into_owned();
                 Incoming::Message {
                     message: source_message(topic, &publish.payload, content_type, user_properties),
-                    pkid: publish.pkid,
+                    // The subscription is QoS 1, so a delivery is QoS 0 or 1 (MQTT 5 §3.8.4).
+                    pkid: (publish.qos != QoS::AtMostOnce).then_some(publish.pkid),
                 }
             }
+            Event::Outgoing(Outgoing::PubAck(_)) => Incoming::Acknowledged,
             Event::Outgoing(Outgoing::Disconnect) => Incoming::Disconnected,
             _ => Incoming::Other,
         })
