@@ -573,6 +573,23 @@ mod tests {
     }
 
     #[test]
+    fn a_key_the_table_reads_twice_rejects_the_message_naming_it() {
+        let conv = converter("n: long, s: string", &[]);
+        let mut cells = Vec::new();
+        let twice = message(r#"{"n": 900008, "n": 900009, "s": "x"}"#);
+        let e = conv.convert(&twice.view(), &mut cells).unwrap_err();
+        assert!(
+            e.0.starts_with("payload has the key `n` 2 times: which value is meant is ambiguous"),
+            "{}",
+            e.0
+        );
+        // A duplicate of a key no column reads changes no row.
+        let unread = message(r#"{"n": 1, "x": 1, "x": 2, "s": "y"}"#);
+        conv.convert(&unread.view(), &mut cells).unwrap();
+        assert_eq!(cells.len(), 2);
+    }
+
+    #[test]
     fn a_required_column_without_a_value_rejects_the_message() {
         let conv = converter(
             "a: long, b: string",

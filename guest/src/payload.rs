@@ -14,7 +14,19 @@ use crate::scan::{self, WantedKeys};
 pub struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'a> Fields<'a> {
-    /// The raw JSON text of a field; like Kusto, the last duplicate wins.
+    /// The first key the table reads that appears more than once, and how often. JSON
+    /// leaves duplicates to the reader (RFC 8259 §4); Kusto's reader keeps the last value, so
+    /// the same message would mean different rows to different readers.
+    pub fn duplicated(&self, wanted: &WantedKeys) -> Option<(&str, usize)> {
+        self.0.iter().find_map(|(key, _)| {
+            wanted.contains(key)?;
+            let count = self.0.iter().filter(|(k, _)| k == key).count();
+            (count > 1).then_some((key.as_ref(), count))
+        })
+    }
+
+    /// The raw JSON text of a field; of duplicates (in nested objects; `read` refuses them at
+    /// the top level), the last, as Kusto reads them.
     pub fn get(&self, name: &str) -> Option<&'a str> {
         self.0
             .iter()
@@ -74,7 +86,13 @@ pub fn read<'m, 's>(
             }
         }
     }
-    parse_object(payload).map(Payload::Parsed)
+    let fields = parse_object(payload)?;
+    if let Some((key, count)) = fields.duplicated(wanted) {
+        return Err(format!(
+            "payload has the key `{key}` {count} times: which value is meant is ambiguous (Kusto would keep the last one without a word), so the message is not ingested"
+        ));
+    }
+    Ok(Payload::Parsed(fields))
 }
 
 impl<'m> Payload<'m, '_> {

@@ -37,6 +37,11 @@ impl WantedKeys {
         self.0.is_empty()
     }
 
+    /// `Some` if the table reads `key`.
+    pub fn contains(&self, key: &str) -> Option<()> {
+        self.slot_of(key.as_bytes()).map(|_| ())
+    }
+
     fn slot_of(&self, key: &[u8]) -> Option<usize> {
         // Length and last byte first: in wasm a full comparison is a call to a byte loop.
         self.0.iter().position(|k| {
@@ -47,7 +52,7 @@ impl WantedKeys {
 }
 
 /// Fills `values[slot]` with the raw JSON text of each wanted key's value, or `None` where the
-/// key is absent; like Kusto, the last duplicate wins. `values` holds one entry per wanted key.
+/// key is absent. `values` holds one entry per wanted key.
 /// Returns `None` when the general reader must decide.
 pub fn scan_object<'a>(
     text: &'a str,
@@ -77,6 +82,9 @@ pub fn scan_object<'a>(
             let start = s.pos;
             s.value(0)?;
             if let Some(slot) = wanted.slot_of(key) {
+                if values[slot].is_some() {
+                    return None; // a duplicate: the general reader refuses it, with the key
+                }
                 values[slot] = Some(&text[start..s.pos]);
             }
             s.whitespace();
@@ -307,8 +315,13 @@ mod tests {
     }
 
     #[test]
-    fn the_last_duplicate_wins() {
-        assert_eq!(scan(r#"{"a":1,"a":2}"#, &["a"]), Some(vec![Some("2")]));
+    fn a_duplicate_of_a_wanted_key_is_left_to_the_general_reader() {
+        assert_eq!(scan(r#"{"a":1,"a":2}"#, &["a"]), None);
+        // Duplicates the table does not read are no one's concern.
+        assert_eq!(
+            scan(r#"{"b":1,"a":3,"b":2}"#, &["a"]),
+            Some(vec![Some("3")])
+        );
     }
 
     #[test]

@@ -100,7 +100,11 @@ impl LocalBroker {
                  {packets}",
                 port = self.port,
                 dir = self.dir.display(),
-                packets = if self.log_packets { "log_type all\n" } else { "" },
+                packets = if self.log_packets {
+                    "log_type all\n"
+                } else {
+                    ""
+                },
             ),
         )?;
         let child = Command::new(&self.binary)

@@ -21,13 +21,7 @@ fn main() {
         Some(text.parse().unwrap_or_else(|_| usage(name)))
     };
     for arg in &args {
-        let known = [
-            "--soak",
-            "--messages",
-            "--rate",
-            "--window",
-            "--kills",
-        ];
+        let known = ["--soak", "--messages", "--rate", "--window", "--kills"];
         if arg.starts_with("--") && !known.contains(&arg.as_str()) {
             usage(arg);
         }

@@ -488,6 +488,75 @@ mod tests {
         assert_eq!((r >> 16, r as u16), (3, 65535));
     }
 
+    /// A client whose request queue holds `capacity` PUBACKs until the test drains it.
+    struct SmallQueue;
+
+    #[derive(Clone, Default)]
+    struct Queue(Arc<Mutex<(usize, Vec<u16>)>>);
+
+    impl Protocol for SmallQueue {
+        type Client = Queue;
+        type Events = ();
+
+        fn connect(_: &MqttSourceOptions) -> (Queue, ()) {
+            unreachable!("the writer never connects")
+        }
+        async fn poll(_: &mut ()) -> Result<Incoming, String> {
+            std::future::pending().await
+        }
+        fn subscribe(_: &Queue, _: &[String]) -> Result<()> {
+            Ok(())
+        }
+        fn acknowledge(queue: &Queue, pkid: u16) -> bool {
+            let mut queue = queue.0.lock().unwrap();
+            let (capacity, queued) = &mut *queue;
+            if queued.len() >= *capacity {
+                return false;
+            }
+            queued.push(pkid);
+            true
+        }
+        fn forget_acknowledgements(_: &mut ()) {}
+        fn disconnect(_: &Queue) {}
+    }
+
+    #[tokio::test]
+    async fn a_full_request_queue_delays_acknowledgements_but_drops_none() {
+        let queue = Queue(Arc::new(Mutex::new((8, Vec::new()))));
+        let connection = Arc::new(Mutex::new(Connection::default()));
+        let counters = Arc::new(MqttCounters::default());
+        let writer = AckWriter::<SmallQueue> {
+            client: queue.clone(),
+            connection: connection.clone(),
+            counters: counters.clone(),
+            reader_done: Arc::new(AtomicBool::new(false)),
+        };
+        let (receipts, queued) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(writer.run(queued));
+        let mut acknowledger = MqttAcknowledger { receipts };
+        // Three batches of a window each, far more than the queue holds.
+        for batch in 0..3u16 {
+            let receipts: Vec<u64> = (1..=300).map(|k| receipt(0, batch * 300 + k)).collect();
+            acknowledger.acknowledge(&receipts);
+        }
+        // The event loop takes a few at a time, as a busy connection would.
+        let mut written = Vec::new();
+        while written.len() < 900 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            written.extend(queue.0.lock().unwrap().1.drain(..));
+        }
+        assert_eq!(written, (1..=900).collect::<Vec<u16>>());
+        assert_eq!(connection.lock().unwrap().queued, 900);
+
+        // Receipts of a connection that is gone are counted, never sent on the new one.
+        connection.lock().unwrap().generation = 1;
+        acknowledger.acknowledge(&[receipt(0, 7), receipt(1, 8)]);
+        drop(acknowledger);
+        writer.await.unwrap();
+        assert_eq!(queue.0.lock().unwrap().1, vec![8]);
+        assert_eq!(counters.totals().acknowledgements_lost, 1);
+    }
+
     #[test]
     fn versions_are_named_as_users_write_them() {
         assert_eq!("5".parse(), Ok(ProtocolVersion::V5));
