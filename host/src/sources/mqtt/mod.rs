@@ -543,7 +543,7 @@ mod tests {
         let mut written = Vec::new();
         while written.len() < 900 {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            written.extend(queue.0.lock().unwrap().1.drain(..));
+            written.append(&mut queue.0.lock().unwrap().1);
         }
         assert_eq!(written, (1..=900).collect::<Vec<u16>>());
         assert_eq!(connection.lock().unwrap().queued, 900);
