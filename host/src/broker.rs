@@ -139,9 +139,7 @@ impl LocalBroker {
         std::thread::sleep(down_for);
         self.spawn()
     }
-}
 
-impl LocalBroker {
     /// The broker's log, across its restarts.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()

@@ -168,7 +168,14 @@ impl MqttSource {
     /// which ends their stream), then disconnects; the session, and what was not
     /// acknowledged, stays with the broker.
     pub async fn stop(self) -> Result<()> {
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.writer).await;
+        if tokio::time::timeout(Duration::from_secs(5), self.writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the last acknowledgements were not all queued within 5 s; the broker delivers what was not acknowledged again"
+            );
+        }
         // Queued behind every PUBACK, so they go out before it.
         (self.disconnect)();
         match tokio::time::timeout(Duration::from_secs(5), self.reader).await {
@@ -227,7 +234,11 @@ fn start_with<P: Protocol>(
         writer,
         counters,
     };
-    (source, Box::new(MqttAcknowledger { receipts }))
+    let acknowledger = MqttAcknowledger {
+        receipts,
+        counters: source.counters.clone(),
+    };
+    (source, Box::new(acknowledger))
 }
 
 /// Which connection a receipt belongs to: acknowledgements of an earlier connection are
@@ -247,12 +258,20 @@ fn receipt(generation: u64, pkid: u16) -> u64 {
 /// Hands settled receipts to the writer task; never blocks the pipeline, never drops one.
 struct MqttAcknowledger {
     receipts: mpsc::UnboundedSender<Vec<u64>>,
+    counters: Arc<MqttCounters>,
 }
 
 impl Acknowledger for MqttAcknowledger {
     fn acknowledge(&mut self, receipts: &[u64]) {
-        // Fails only once the source is stopping; the broker then delivers them again.
-        let _ = self.receipts.send(receipts.to_vec());
+        // Fails only if the writer is gone (the runtime is shutting down); the broker then
+        // delivers them again.
+        if self.receipts.send(receipts.to_vec()).is_err() {
+            MqttCounters::add(&self.counters.acknowledgements_lost, receipts.len() as u64);
+            tracing::warn!(
+                "{} settled message(s) not acknowledged: the acknowledgement writer stopped; the broker delivers them again",
+                receipts.len()
+            );
+        }
     }
 }
 
@@ -533,7 +552,10 @@ mod tests {
         };
         let (receipts, queued) = mpsc::unbounded_channel();
         let writer = tokio::spawn(writer.run(queued));
-        let mut acknowledger = MqttAcknowledger { receipts };
+        let mut acknowledger = MqttAcknowledger {
+            receipts,
+            counters: counters.clone(),
+        };
         // Three batches of a window each, far more than the queue holds.
         for batch in 0..3u16 {
             let receipts: Vec<u64> = (1..=300).map(|k| receipt(0, batch * 300 + k)).collect();
