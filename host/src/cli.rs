@@ -246,7 +246,7 @@ async fn execute(command: Command) -> Result<()> {
             let (name, wasm) = match &file {
                 Some(path) => (
                     path.display().to_string(),
-                    std::fs::read(path)
+                    crate::files::read_regular(path, crate::files::MAX_PLUGIN_BYTES)
                         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
                 ),
                 None => (

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod demo;
 pub mod emulator;
+pub mod files;
 pub mod http_client;
 pub mod identity;
 pub mod kusto_client;

@@ -151,7 +151,8 @@ pub async fn run(options: &RunOptions) -> Result<PipelineReport> {
     let plan = choose(&plans, options.dataflow.as_deref())?;
     let client = match &options.trust_ca {
         Some(path) => {
-            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let pem = crate::files::read_regular(path, crate::files::MAX_PEM_BYTES)
+                .with_context(|| format!("reading {}", path.display()))?;
             HttpClient::trusting(&pem)?
         }
         None => HttpClient::system(),
@@ -302,7 +303,7 @@ impl SinkOpener {
             Some(reference) => {
                 let path = directory::resolve(reference, &self.plugin_dir)?;
                 tracing::info!("plugin {reference}: {}", path.display());
-                let wasm = std::fs::read(&path)
+                let wasm = crate::files::read_regular(&path, crate::files::MAX_PLUGIN_BYTES)
                     .with_context(|| format!("reading the plugin {}", path.display()))?;
                 (wasm, reference.clone())
             }

@@ -39,7 +39,10 @@ impl HostProcess {
             .append(true)
             .open(log)
             .unwrap();
+        // Whatever the host writes to relative paths (default dead-letter files) stays in the
+        // test's own directory, never in the source tree.
         let child = Command::new(host_binary())
+            .current_dir(log.parent().expect("the log is in the test's directory"))
             .args(args)
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::from(output.try_clone().unwrap()))

@@ -68,9 +68,9 @@ impl Deployment {
         let mut texts = Vec::new();
         for file in yaml_files(paths, &mut problems) {
             let shown = file.display().to_string();
-            match std::fs::read_to_string(&file) {
+            match crate::files::read_regular_text(&file, crate::files::MAX_CONFIG_BYTES) {
                 Ok(text) => texts.push((shown, text)),
-                Err(e) => problems.push(file_problem(&shown, format!("cannot read: {e}"))),
+                Err(e) => problems.push(file_problem(&shown, e.to_string())),
             }
         }
         Self::from_texts(&texts, problems)

@@ -202,11 +202,6 @@ impl Emulator {
     pub fn set_faults(&self, faults: Vec<Fault>) {
         self.shared.faults.replace(faults);
     }
-
-    /// Faults injected so far.
-    pub fn injected_faults(&self) -> u64 {
-        self.shared.faults.injected()
-    }
 }
 
 /// Returned by the service to close a connection without answering (an injected fault).
