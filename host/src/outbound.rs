@@ -20,6 +20,11 @@ use crate::metrics::Metrics;
 
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// The largest request body a plugin may send. Kusto takes at most 4 MB of data per streaming
+/// ingestion request; twice that leaves room for any encoding a plugin uses, and keeps a
+/// plugin from making the host buffer more than its own memory cap would allow it.
+pub const MAX_REQUEST_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct OutboundPolicy {
     scheme: Scheme,
@@ -127,7 +132,7 @@ impl WasiHttpHooks for OutboundPolicy {
             // Buffered (a streaming request is at most 4 MB) so that it can be sent again
             // with a fresh token if the endpoint refuses the first one.
             let (parts, body) = request.into_parts();
-            let body = body.collect().await?.to_bytes();
+            let body = collect_bounded(body, MAX_REQUEST_BODY_BYTES).await?;
             let mut refused_once = false;
             loop {
                 let token = policy.tokens.token().await.map_err(|e| {
@@ -163,6 +168,22 @@ impl WasiHttpHooks for OutboundPolicy {
                 ));
             }
         })
+    }
+}
+
+/// The whole body, or `HTTP-request-body-size` for the plugin as soon as it passes `limit`.
+async fn collect_bounded(body: WasiBody, limit: usize) -> Result<Bytes, Error> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => match error.downcast::<Error>() {
+            Ok(error) => Err(*error),
+            Err(_) => {
+                tracing::warn!(
+                    "a plugin's request body passed {limit} bytes; refused before sending"
+                );
+                Err(Error::HttpRequestBodySize(Some(limit as u64)))
+            }
+        },
     }
 }
 

@@ -110,3 +110,44 @@ async fn the_probe_is_denied_other_hosts_too() {
         failure.message
     );
 }
+
+#[tokio::test]
+async fn a_request_body_past_the_hosts_bound_is_refused_and_never_sent() {
+    let adx = LocalAdx::start(".create table t (n: long)", true).await;
+    let runtime = PluginRuntime::new(&http_probe_wasm(), Limits::default()).unwrap();
+    let url = format!("{}/v1/rest/query", adx.emulator.url());
+    let mut sink = runtime
+        .open(
+            "probe",
+            &adx.emulator.url(),
+            Arc::new(StaticToken(adx.token.clone())),
+            vec![("url".into(), url)],
+        )
+        .await
+        .unwrap();
+    let before = adx.emulator.requests().len();
+    let limit = dataflow_host::outbound::MAX_REQUEST_BODY_BYTES;
+    let mut oversize = message(1, "t", "");
+    oversize.payload = vec![b' '; limit + 1];
+    let outcome = sink.accept(&[oversize]).await.unwrap();
+    let failure = outcome.failure.expect("refused");
+    assert!(
+        failure
+            .message
+            .contains(&format!("HttpRequestBodySize(Some({limit}))")),
+        "{}",
+        failure.message
+    );
+    assert_eq!(adx.emulator.requests().len(), before, "nothing was sent");
+    // A body at the bound goes through.
+    let mut at_limit = message(2, "t", "");
+    at_limit.payload = vec![b' '; limit];
+    let outcome = sink.accept(&[at_limit]).await.unwrap();
+    assert_eq!(adx.emulator.requests().len(), before + 1);
+    assert!(
+        outcome
+            .failure
+            .is_none_or(|f| !f.message.contains("BodySize")),
+        "the bound is inclusive"
+    );
+}
