@@ -6,20 +6,38 @@ use std::cell::RefCell;
 use crate::destination::{Destination, Platform, TransportError};
 use crate::kusto::{HttpRequest, HttpResponse};
 use crate::message;
-#[cfg(not(feature = "contract-1-0"))]
-use crate::packed::{PackedBatch, PackedMessage, PackedProperty, Span};
 
-// The current contract; with the `contract-1-0` feature, the 1.0 contract (no
-// `accept-batch`), as a plugin built before 1.1 would be: hosts are tested against both.
-#[cfg(not(feature = "contract-1-0"))]
+// The newest contract, 1.2; with the `contract-1-1` or `contract-1-0` feature, an older one,
+// as a plugin built before 1.2 or 1.1 would be: hosts are tested against all three. The
+// packed batch is the contract crate's own type: the generated code reads it field by field,
+// so it would not compile if the two differed.
+#[cfg(not(any(feature = "contract-1-0", feature = "contract-1-1")))]
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "../contract/wit/1.2.0",
     world: "dataflow:destination/destination-plugin",
+    with: {
+        "dataflow:destination/types@1.2.0/span": dataflow_contract::packed::Span,
+        "dataflow:destination/types@1.2.0/packed-message": dataflow_contract::packed::PackedMessage,
+        "dataflow:destination/types@1.2.0/packed-property": dataflow_contract::packed::PackedProperty,
+        "dataflow:destination/types@1.2.0/message-batch": dataflow_contract::packed::MessageBatch,
+    },
+    generate_all,
+});
+#[cfg(feature = "contract-1-1")]
+wit_bindgen::generate!({
+    path: "../contract/wit/1.1.0",
+    world: "dataflow:destination/destination-plugin",
+    with: {
+        "dataflow:destination/types@1.1.0/span": dataflow_contract::packed::Span,
+        "dataflow:destination/types@1.1.0/packed-message": dataflow_contract::packed::PackedMessage,
+        "dataflow:destination/types@1.1.0/packed-property": dataflow_contract::packed::PackedProperty,
+        "dataflow:destination/types@1.1.0/message-batch": dataflow_contract::packed::MessageBatch,
+    },
     generate_all,
 });
 #[cfg(feature = "contract-1-0")]
 wit_bindgen::generate!({
-    path: "../wit/1.0.0",
+    path: "../contract/wit/1.0.0",
     world: "dataflow:destination/destination-plugin",
     generate_all,
 });
@@ -56,9 +74,26 @@ impl GuestSink for AdxSink {
     }
 
     #[cfg(not(feature = "contract-1-0"))]
-    fn accept_batch(&self, batch: wit::MessageBatch) -> wit::Outcome {
-        let batch = from_wit_batch(batch);
+    fn accept_batch(&self, batch: dataflow_contract::packed::MessageBatch) -> wit::Outcome {
         to_wit_outcome(self.0.borrow_mut().accept_packed(&batch))
+    }
+
+    #[cfg(not(any(feature = "contract-1-0", feature = "contract-1-1")))]
+    fn accept_batch_classified(
+        &self,
+        batch: dataflow_contract::packed::MessageBatch,
+    ) -> wit::ClassifiedOutcome {
+        to_wit_classified(self.0.borrow_mut().accept_packed(&batch))
+    }
+
+    #[cfg(not(any(feature = "contract-1-0", feature = "contract-1-1")))]
+    fn flush_classified(&self) -> wit::ClassifiedOutcome {
+        to_wit_classified(self.0.borrow_mut().flush())
+    }
+
+    #[cfg(not(any(feature = "contract-1-0", feature = "contract-1-1")))]
+    fn close_classified(&self) -> wit::ClassifiedOutcome {
+        to_wit_classified(self.0.borrow_mut().close())
     }
 
     fn next_flush_due_ms(&self) -> Option<u64> {
@@ -98,37 +133,6 @@ fn from_wit_message(m: wit::Message) -> message::Message {
     }
 }
 
-#[cfg(not(feature = "contract-1-0"))]
-fn from_wit_batch(batch: wit::MessageBatch) -> PackedBatch {
-    let span = |s: wit::Span| Span {
-        start: s.start,
-        len: s.len,
-    };
-    PackedBatch {
-        data: batch.data,
-        messages: batch
-            .messages
-            .into_iter()
-            .map(|m| PackedMessage {
-                sequence: m.sequence,
-                timestamp_nanos: m.timestamp_nanos,
-                topic: span(m.topic),
-                payload: span(m.payload),
-                content_type: m.content_type.map(span),
-                user_properties: span(m.user_properties),
-            })
-            .collect(),
-        properties: batch
-            .properties
-            .into_iter()
-            .map(|p| PackedProperty {
-                name: span(p.name),
-                value: span(p.value),
-            })
-            .collect(),
-    }
-}
-
 fn to_wit_error(e: message::DestinationError) -> wit::DestinationError {
     wit::DestinationError {
         class: match e.class {
@@ -142,9 +146,7 @@ fn to_wit_error(e: message::DestinationError) -> wit::DestinationError {
 }
 
 fn to_wit_outcome(o: message::Outcome) -> wit::Outcome {
-    if let Some(failure) = &o.failure {
-        log(Level::Warn, &failure.to_string());
-    }
+    log_failure(&o);
     wit::Outcome {
         ingested: o.ingested,
         rejected: o
@@ -152,6 +154,38 @@ fn to_wit_outcome(o: message::Outcome) -> wit::Outcome {
             .into_iter()
             .map(|r| wit::Rejection {
                 sequence: r.sequence,
+                reason: r.reason,
+            })
+            .collect(),
+        failure: o.failure.map(to_wit_error),
+    }
+}
+
+fn log_failure(o: &message::Outcome) {
+    if let Some(failure) = &o.failure {
+        log(Level::Warn, &failure.to_string());
+    }
+}
+
+#[cfg(not(any(feature = "contract-1-0", feature = "contract-1-1")))]
+fn to_wit_classified(o: message::Outcome) -> wit::ClassifiedOutcome {
+    log_failure(&o);
+    wit::ClassifiedOutcome {
+        ingested: o.ingested,
+        rejected: o
+            .rejected
+            .into_iter()
+            .map(|r| wit::ClassifiedRejection {
+                sequence: r.sequence,
+                kind: match r.kind {
+                    message::RejectionKind::Conversion => wit::RejectionKind::Conversion,
+                    message::RejectionKind::Payload => wit::RejectionKind::Payload,
+                    message::RejectionKind::Size => wit::RejectionKind::Size,
+                    message::RejectionKind::RefusedByDestination => {
+                        wit::RejectionKind::RefusedByDestination
+                    }
+                    message::RejectionKind::Other => wit::RejectionKind::Other,
+                },
                 reason: r.reason,
             })
             .collect(),

@@ -8,7 +8,7 @@ use std::fmt;
 use crate::config::PathStep;
 use crate::config::{ColumnPlan, ColumnSource, DestinationConfig};
 use crate::datetime::{parse_timespan, DateTime};
-use crate::message::MessageRef;
+use crate::message::{MessageRef, RejectionKind};
 use crate::payload::{self, decode_string, kind_of, JsonKind, Payload};
 use crate::scan::{self, WantedKeys};
 use crate::schema::{Column, KustoType};
@@ -29,13 +29,17 @@ pub enum Cell<'a> {
     Json(&'a str),
 }
 
-/// Why a message could not become a row.
+/// Why a message could not become a row: its payload could not be read (`Payload`), or a
+/// value did not fit its column (`Conversion`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConversionError(pub String);
+pub struct ConversionError {
+    pub kind: RejectionKind,
+    pub reason: String,
+}
 
 impl fmt::Display for ConversionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.reason)
     }
 }
 
@@ -101,7 +105,12 @@ impl RowConverter {
         cells.clear();
         let mut scratch = [None; scan::MAX_KEYS];
         let payload = if self.needs_payload {
-            payload::read(message.payload, &self.wanted, &mut scratch).map_err(ConversionError)?
+            payload::read(message.payload, &self.wanted, &mut scratch).map_err(|reason| {
+                ConversionError {
+                    kind: RejectionKind::Payload,
+                    reason,
+                }
+            })?
         } else {
             Payload::Unread
         };
@@ -150,10 +159,13 @@ impl RowConverter {
     }
 
     fn reject(&self, plan: &ColumnPlan, what: String) -> ConversionError {
-        ConversionError(format!(
-            "column `{}` ({}): {what}",
-            plan.column.name, plan.column.kusto_type
-        ))
+        ConversionError {
+            kind: RejectionKind::Conversion,
+            reason: format!(
+                "column `{}` ({}): {what}",
+                plan.column.name, plan.column.kusto_type
+            ),
+        }
     }
 }
 
@@ -387,7 +399,8 @@ mod tests {
         let conv = converter(&format!("v: {ty}"), extra);
         let msg = message(&format!("{{\"v\": {value}}}"));
         let mut cells = Vec::new();
-        conv.convert(&msg.view(), &mut cells).map_err(|e| e.0)?;
+        conv.convert(&msg.view(), &mut cells)
+            .map_err(|e| e.reason)?;
         let encoder =
             crate::encode::RowEncoder::new(crate::config::StreamFormat::MultiJson, conv.columns());
         let mut out = Vec::new();
@@ -579,10 +592,12 @@ mod tests {
         let twice = message(r#"{"n": 900008, "n": 900009, "s": "x"}"#);
         let e = conv.convert(&twice.view(), &mut cells).unwrap_err();
         assert!(
-            e.0.starts_with("payload has the key `n` 2 times: which value is meant is ambiguous"),
+            e.reason
+                .starts_with("payload has the key `n` 2 times: which value is meant is ambiguous"),
             "{}",
-            e.0
+            e.reason
         );
+        assert_eq!(e.kind, RejectionKind::Payload);
         // A duplicate of a key no column reads changes no row.
         let unread = message(r#"{"n": 1, "x": 1, "x": 2, "s": "y"}"#);
         conv.convert(&unread.view(), &mut cells).unwrap();
@@ -600,9 +615,10 @@ mod tests {
             let msg = message(payload);
             let e = conv.convert(&msg.view(), &mut cells).unwrap_err();
             assert_eq!(
-                e.0,
+                e.reason,
                 "column `a` (long): is required, but path `$.x.y` is missing or null"
             );
+            assert_eq!(e.kind, RejectionKind::Conversion);
         }
         let msg = message(r#"{"x": {"y": 5}}"#);
         conv.convert(&msg.view(), &mut Vec::new()).unwrap();
@@ -634,10 +650,11 @@ mod tests {
         let mut cells = Vec::new();
         let not_json = message("{not json");
         let e = conv.convert(&not_json.view(), &mut cells).unwrap_err();
-        assert!(e.0.starts_with("payload is not JSON"), "{e}");
+        assert!(e.reason.starts_with("payload is not JSON"), "{e}");
+        assert_eq!(e.kind, RejectionKind::Payload);
         let array = message("[1,2]");
         let e = conv.convert(&array.view(), &mut cells).unwrap_err();
-        assert_eq!(e.0, "payload is an array, not a JSON object");
+        assert_eq!(e.reason, "payload is an array, not a JSON object");
     }
 
     #[test]

@@ -7,8 +7,12 @@ use crate::config::DestinationConfig;
 use crate::convert::RowConverter;
 use crate::encode::RowEncoder;
 use crate::kusto::{self, HttpRequest, HttpResponse, Refusal};
-use crate::message::{DestinationError, Message, MessageRef, Outcome, Rejection, Statistics};
-use crate::packed::PackedBatch;
+use dataflow_contract::packed::{self, MessageBatch};
+
+use crate::message::{
+    DestinationError, Message, MessageRef, Outcome, Properties, Rejection, RejectionKind,
+    Statistics,
+};
 
 /// A failure below HTTP: no answer was received.
 #[derive(Debug, Clone)]
@@ -73,12 +77,29 @@ impl<P: Platform> Destination<P> {
     }
 
     /// `accept` for a packed batch; a malformed entry rejects its own message.
-    pub fn accept_packed(&mut self, batch: &PackedBatch) -> Outcome {
+    pub fn accept_packed(&mut self, batch: &MessageBatch) -> Outcome {
         batch.with_views(|views, malformed| {
             self.stats.messages_accepted += malformed.len() as u64;
             self.stats.messages_rejected += malformed.len() as u64;
-            let mut outcome = self.accept_views(views);
-            outcome.rejected.extend(malformed);
+            let views: Vec<MessageRef<'_>> = views
+                .iter()
+                .map(|v| MessageRef {
+                    sequence: v.sequence,
+                    topic: v.topic,
+                    payload: v.payload,
+                    content_type: v.content_type,
+                    user_properties: Properties::Borrowed(v.user_properties),
+                    timestamp_nanos: v.timestamp_nanos,
+                })
+                .collect();
+            let mut outcome = self.accept_views(&views);
+            outcome
+                .rejected
+                .extend(malformed.iter().map(|&sequence| Rejection {
+                    sequence,
+                    kind: RejectionKind::Other,
+                    reason: packed::MALFORMED.into(),
+                }));
             outcome
         })
     }
@@ -90,6 +111,7 @@ impl<P: Platform> Destination<P> {
                 .iter()
                 .map(|m| Rejection {
                     sequence: m.sequence,
+                    kind: RejectionKind::Other,
                     reason: "the destination is closed".into(),
                 })
                 .collect();
@@ -109,6 +131,7 @@ impl<P: Platform> Destination<P> {
                         self.stats.messages_rejected += 1;
                         outcome.rejected.push(Rejection {
                             sequence: message.sequence,
+                            kind: RejectionKind::Size,
                             reason: format!(
                                 "the row is {size} bytes, more than the {} bytes one streaming ingestion request may carry",
                                 self.config.max_request_bytes
@@ -122,7 +145,8 @@ impl<P: Platform> Destination<P> {
                     self.stats.messages_rejected += 1;
                     outcome.rejected.push(Rejection {
                         sequence: message.sequence,
-                        reason: e.0,
+                        kind: e.kind,
+                        reason: e.reason,
                     })
                 }
             }
@@ -213,6 +237,7 @@ impl<P: Platform> Destination<P> {
                                 .sequences_of(rows.clone())
                                 .map(|sequence| Rejection {
                                     sequence,
+                                    kind: RejectionKind::RefusedByDestination,
                                     reason: reason.clone(),
                                 }),
                         );
@@ -350,7 +375,7 @@ mod tests {
         let (mut listed, listed_requests) = open(&extra);
         let (mut packed, packed_requests) = open(&extra);
         let from_list = listed.accept(batch.clone());
-        let from_batch = packed.accept_packed(&PackedBatch::of_messages(&batch));
+        let from_batch = packed.accept_packed(&Message::pack(&batch));
         assert_eq!(from_list, from_batch);
         assert_eq!(from_batch.ingested, [0, 1, 2, 4]);
         assert_eq!(listed_requests.bodies(), packed_requests.bodies());
@@ -424,6 +449,7 @@ mod tests {
             out.rejected,
             vec![Rejection {
                 sequence: 1,
+                kind: RejectionKind::Conversion,
                 reason: "column `id` (long): string \"seven\" is not an integer".into()
             }]
         );

@@ -12,7 +12,6 @@ pub mod destination;
 pub mod encode;
 pub mod kusto;
 pub mod message;
-pub mod packed;
 pub mod payload;
 pub mod scan;
 pub mod schema;

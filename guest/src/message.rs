@@ -54,6 +54,23 @@ impl<'a> Properties<'a> {
 }
 
 impl Message {
+    /// Packs owned messages into the contract's `message-batch`, as a host does.
+    pub fn pack(messages: &[Message]) -> dataflow_contract::packed::MessageBatch {
+        dataflow_contract::packed::MessageBatch::pack(messages.iter().map(|m| {
+            dataflow_contract::packed::Unpacked {
+                sequence: m.sequence,
+                timestamp_nanos: m.timestamp_nanos,
+                topic: &m.topic,
+                payload: &m.payload,
+                content_type: m.content_type.as_deref(),
+                user_properties: m
+                    .user_properties
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            }
+        }))
+    }
+
     pub fn view(&self) -> MessageRef<'_> {
         MessageRef {
             sequence: self.sequence,
@@ -117,9 +134,20 @@ impl std::fmt::Display for DestinationError {
 
 impl std::error::Error for DestinationError {}
 
+/// Why a message will never be accepted: the contract's `rejection-kind` (since 1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    Conversion,
+    Payload,
+    Size,
+    RefusedByDestination,
+    Other,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub sequence: u64,
+    pub kind: RejectionKind,
     pub reason: String,
 }
 

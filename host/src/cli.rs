@@ -257,26 +257,25 @@ async fn execute(command: Command) -> Result<()> {
             let (summary, runs) = crate::plugin::inspect(&wasm)?;
             println!("component  {name} ({} bytes)", wasm.len());
             let contract = summary.contract.map_or("none".to_string(), |v| {
-                format!("{}@{v}", crate::plugin::contract::DESTINATION_INTERFACE)
+                format!("{}@{v}", dataflow_contract::version::DESTINATION_INTERFACE)
             });
             println!("contract   {contract}");
             println!("exports    {}", summary.exports.join("\n           "));
             println!("imports    {}", summary.imports.join("\n           "));
-            if summary.contract.is_some() {
-                let calls = if summary.accepts_batches {
-                    "accept-batch (packed batches, since 1.1)"
-                } else {
-                    "accept (a list of messages, 1.0)"
-                };
-                println!("messages   {calls}");
-            }
-            let host = crate::plugin::contract::HOST_CONTRACT;
-            match runs {
-                Ok(version) => {
-                    println!("runs here  yes (plugin contract {version}, host contract {host})");
+            let host = dataflow_contract::version::NEWEST;
+            match (runs, summary.contract) {
+                (Ok(bindings), Some(declared)) => {
+                    let calls = match bindings.minor {
+                        0 => "accept (a list of messages, 1.0)",
+                        1 => "accept-batch (packed batches, since 1.1)",
+                        _ => "accept-batch-classified (packed batches, rejections with their kind, since 1.2)",
+                    };
+                    println!("messages   {calls}");
+                    println!("runs here  yes (plugin contract {declared}, host contract {host})");
                     Ok(())
                 }
-                Err(e) => {
+                (Ok(_), None) => unreachable!("a component runs only with a contract version"),
+                (Err(e), _) => {
                     println!("runs here  no: {e:#}");
                     std::process::exit(1);
                 }

@@ -16,7 +16,12 @@ use wasmtime_wasi_http::{
 use crate::config::is_loopback;
 use crate::http_client::Transport;
 use crate::identity::{fingerprint, TokenProvider};
-use crate::metrics::Metrics;
+
+/// Told of every answered request of a plugin; metrics implement it, so the policy does not
+/// depend on them.
+pub trait RequestObserver: Send + Sync {
+    fn observe_request(&self, status: u16, elapsed: std::time::Duration, body_bytes: usize);
+}
 
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -31,7 +36,7 @@ pub struct OutboundPolicy {
     authority: Authority,
     tokens: Arc<dyn TokenProvider>,
     transport: Arc<dyn Transport>,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl OutboundPolicy {
@@ -64,13 +69,13 @@ impl OutboundPolicy {
             authority,
             tokens,
             transport,
-            metrics: None,
+            observer: None,
         })
     }
 
-    /// Records every answered request (status, latency, body size) in `metrics`.
-    pub fn observed_by(mut self, metrics: Option<Arc<Metrics>>) -> Self {
-        self.metrics = metrics;
+    /// Tells `observer` of every answered request (status, latency, body size).
+    pub fn observed_by(mut self, observer: Option<Arc<dyn RequestObserver>>) -> Self {
+        self.observer = observer;
         self
     }
 
@@ -141,8 +146,8 @@ impl WasiHttpHooks for OutboundPolicy {
                 let request = with_token(&parts, body.clone(), &token)?;
                 let started = std::time::Instant::now();
                 let answer = policy.transport.exchange(request, timeout).await?;
-                if let Some(metrics) = &policy.metrics {
-                    metrics.observe_request(answer.status, started.elapsed(), body.len());
+                if let Some(observer) = &policy.observer {
+                    observer.observe_request(answer.status, started.elapsed(), body.len());
                 }
                 if answer.status == 401 && !refused_once {
                     tracing::warn!(

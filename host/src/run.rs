@@ -314,7 +314,7 @@ impl SinkOpener {
         };
         let runtime = PluginRuntime::load(&wasm, Limits::default(), self.cache.as_ref())?
             .with_transport(self.transport.clone())
-            .with_metrics(self.metrics.clone());
+            .with_observer(self.metrics.clone());
         let how = match runtime.loaded {
             Loaded::Compiled => "compiled",
             Loaded::FromCache => "loaded from the artifact cache",

@@ -72,7 +72,7 @@ async fn a_fifth_of_requests_throttled_or_unavailable_loses_nothing() {
     assert!(
         logs.lines().any(|l| l.contains(" plugin: ")
             && l.contains("endpoint=\"readings\"")
-            && l.contains("plugin=\"dataflow:destination/destination@1.1.0\"")),
+            && l.contains("plugin=\"dataflow:destination/destination@1.2.0\"")),
         "{logs}"
     );
     assert!(status.success(), "{status}\n{}", scenario.host_logs());

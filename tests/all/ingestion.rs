@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use dataflow_host::pipeline::{self, PipelineOptions};
-use dataflow_host::plugin::ErrorClass;
+use dataflow_host::plugin::{ErrorClass, Limits, PluginRuntime, RejectionKind};
 use dataflow_host::sources::{self, SourceMessage};
 use end_to_end_tests::{adx_runtime, message, LocalAdx};
 use serde_json::{json, Value};
@@ -136,6 +136,17 @@ async fn malformed_messages_are_rejected_with_reasons_and_the_rest_land() {
             8,
             "column `Count` (int): number 3000000000 is outside the int range"
         )
+    );
+    // Contract 1.2: each rejection says its kind, so nobody has to read the wording.
+    let kinds: Vec<RejectionKind> = outcome.rejected.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            RejectionKind::Payload,
+            RejectionKind::Conversion,
+            RejectionKind::Conversion,
+            RejectionKind::Conversion
+        ]
     );
 
     let devices: Vec<Value> = adx
@@ -304,4 +315,58 @@ async fn configuration_errors_name_the_field() {
         text.contains("configuration error: batching.latencySeconds: 70000 is outside 0..65535"),
         "{text}"
     );
+}
+
+/// The same rejections from the ADX plugin built for each contract version: the host calls
+/// each through the bindings of its version, and the same messages land; only 1.2 says the
+/// kind, older plugins' rejections are of kind `other`.
+#[tokio::test]
+async fn every_contract_version_rejects_the_same_messages_and_only_1_2_says_why() {
+    let bundled = dataflow_host::bundled::ADX_DESTINATION.to_vec();
+    let versions = [
+        (
+            "1.2",
+            bundled,
+            [RejectionKind::Payload, RejectionKind::Conversion],
+        ),
+        (
+            "1.1",
+            end_to_end_tests::adx_destination_1_1_wasm(),
+            [RejectionKind::Other; 2],
+        ),
+        (
+            "1.0",
+            end_to_end_tests::adx_destination_1_0_wasm(),
+            [RejectionKind::Other; 2],
+        ),
+    ];
+    for (version, wasm, kinds) in versions {
+        let adx = LocalAdx::start(ALL_TYPES, true).await;
+        let runtime = PluginRuntime::new(&wasm, Limits::default()).unwrap();
+        assert_eq!(runtime.bindings().to_string(), format!("{version}.0"));
+        let mut sink = adx
+            .open(&runtime, adx.adx_config("readings", ALL_TYPES, &[]))
+            .await;
+        let mut messages: Vec<_> = (0..4).map(|i| message(i, "t", &reading(i))).collect();
+        messages[1].payload = b"{\"Device\": ".to_vec();
+        messages[2].payload = br#"{"Device": "dev-2", "Temperature": "hot"}"#.to_vec();
+        let mut outcome = sink.accept(&messages).await.unwrap();
+        outcome
+            .ingested
+            .extend(sink.flush().await.unwrap().ingested);
+        assert_eq!(outcome.ingested, vec![0, 3], "{version}");
+        let rejected: Vec<(u64, RejectionKind)> = outcome
+            .rejected
+            .iter()
+            .map(|r| (r.sequence, r.kind))
+            .collect();
+        assert_eq!(rejected, [(1, kinds[0]), (2, kinds[1])], "{version}");
+        assert_eq!(
+            adx.emulator
+                .rows(end_to_end_tests::DATABASE, "readings")
+                .len(),
+            2,
+            "{version}"
+        );
+    }
 }

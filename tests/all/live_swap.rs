@@ -34,12 +34,12 @@ async fn a_swap_on_sighup_under_load_ingests_every_message_exactly_once() {
     };
     let scenario = Scenario::start("swap", options).await;
     // Two versions in the plugin directory: the ADX plugin built for contract 1.0 (handed
-    // lists of messages) and the bundled one, 1.1 (handed packed batches).
+    // lists of messages) and the bundled one, 1.2 (handed packed batches).
     let dir = scenario.dir.join("plugins/adx-destination");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("1.0.0.wasm"), adx_destination_1_0_wasm()).unwrap();
     std::fs::write(
-        dir.join("1.1.0.wasm"),
+        dir.join("1.2.0.wasm"),
         dataflow_host::bundled::ADX_DESTINATION,
     )
     .unwrap();
@@ -75,7 +75,7 @@ async fn a_swap_on_sighup_under_load_ingests_every_message_exactly_once() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    name_plugin(&scenario, "1.1.0");
+    name_plugin(&scenario, "1.2.0");
     host.signal("HUP");
     host.wait_for_log(
         "live swap: the new plugin instance took over",
@@ -93,9 +93,9 @@ async fn a_swap_on_sighup_under_load_ingests_every_message_exactly_once() {
     scenario.assert_nothing_lost(&tally);
     assert_eq!((tally.ingested, tally.duplicates), (published, 0), "{logs}");
     assert!(status.success(), "{status}\n{logs}");
-    assert!(logs.contains("plugin adx-destination@1.1.0:"), "{logs}");
+    assert!(logs.contains("plugin adx-destination@1.2.0:"), "{logs}");
     assert!(
-        logs.contains("(contract 1.0.0)") && logs.contains("(contract 1.1.0)"),
+        logs.contains("(contract 1.0.0)") && logs.contains("(contract 1.2.0)"),
         "{logs}"
     );
     assert!(logs.contains("plugin swaps       1"), "{logs}");

@@ -22,11 +22,13 @@ fn the_bundled_plugin_implements_the_contract_this_host_runs() {
     let (code, text) = inspect(None);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("contract   dataflow:destination/destination@1.1.0"),
+        text.contains("contract   dataflow:destination/destination@1.2.0"),
         "{text}"
     );
     assert!(
-        text.contains("messages   accept-batch (packed batches, since 1.1)"),
+        text.contains(
+            "messages   accept-batch-classified (packed batches, rejections with their kind, since 1.2)"
+        ),
         "{text}"
     );
     assert!(text.contains("wasi:http/outgoing-handler@0.2.12"), "{text}");
@@ -34,7 +36,8 @@ fn the_bundled_plugin_implements_the_contract_this_host_runs() {
 }
 
 /// The http-probe fixture and a 1.0 build of the ADX plugin are built against the frozen
-/// 1.0 contract (wit/1.0.0): this host still runs them, handing them messages as a list.
+/// 1.0 contract (contract/wit/1.0.0): this host still runs them, handing them messages as a
+/// list; a 1.1 build gets packed batches.
 #[test]
 fn plugins_of_the_previous_minor_version_run_with_the_calls_they_know() {
     for file in [env!("HTTP_PROBE_WASM"), env!("ADX_DESTINATION_1_0_WASM")] {
@@ -54,7 +57,25 @@ fn previous_minor_version_runs(file: &str) {
         "{text}"
     );
     assert!(
-        text.contains("runs here  yes (plugin contract 1.0.0, host contract 1.1.0)"),
+        text.contains("runs here  yes (plugin contract 1.0.0, host contract 1.2.0)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_plugin_of_contract_1_1_gets_packed_batches() {
+    let (code, text) = inspect(Some(std::path::Path::new(env!("ADX_DESTINATION_1_1_WASM"))));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("contract   dataflow:destination/destination@1.1.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("messages   accept-batch (packed batches, since 1.1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("runs here  yes (plugin contract 1.1.0, host contract 1.2.0)"),
         "{text}"
     );
 }
@@ -79,21 +100,22 @@ fn a_plugin_of_another_major_version_is_refused_with_both_versions() {
     );
     assert!(
         text.contains(
-            "runs here  no: the plugin implements contract dataflow:destination/destination@2.0.0; this host runs 1.x (built with 1.1.0)"
+            "runs here  no: the plugin implements contract dataflow:destination/destination@2.0.0; this host runs 1.x (built with 1.2.0)"
         ),
         "{text}"
     );
 
-    // A 1.x plugin whose shape the host does not know is refused at link time.
+    // A 1.x plugin without the functions of its version is refused at link time; a later
+    // minor than the host knows is held to the newest contract the host has.
     std::fs::write(
         &file,
         r#"(component
             (instance $i)
-            (export "dataflow:destination/destination@1.2.0" (instance $i)))"#,
+            (export "dataflow:destination/destination@1.3.0" (instance $i)))"#,
     )
     .unwrap();
     let (code, text) = inspect(Some(&file));
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("runs here  no: the plugin's dataflow:destination/destination@1.2.0 does not have the shape this host knows (1.1.0)"), "{text}");
+    assert!(text.contains("runs here  no: the plugin's dataflow:destination/destination@1.3.0 does not have the shape of contract 1.2.0"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,6 +1,6 @@
 //! Two dataflows in one host process, side by side: two endpoints, each running its own
 //! version of the ADX plugin (a 1.0-contract build, handed lists of messages, and the
-//! bundled 1.1, handed packed batches), into two tables, from one broker.
+//! bundled 1.2, handed packed batches), into two tables, from one broker.
 
 use std::time::{Duration, Instant};
 
@@ -65,7 +65,7 @@ async fn two_dataflows_run_two_plugin_versions_side_by_side_into_two_tables() {
     )
     .unwrap();
     std::fs::write(
-        dir.join("plugins/adx-destination/1.1.0.wasm"),
+        dir.join("plugins/adx-destination/1.2.0.wasm"),
         dataflow_host::bundled::ADX_DESTINATION,
     )
     .unwrap();
@@ -77,7 +77,7 @@ async fn two_dataflows_run_two_plugin_versions_side_by_side_into_two_tables() {
         .unwrap();
     let config = [
         adx.endpoint_yaml("adx-a", Some("adx-destination@1.0.0"), 1, 500),
-        adx.endpoint_yaml("adx-b", Some("adx-destination@1.1.0"), 1, 500),
+        adx.endpoint_yaml("adx-b", Some("adx-destination@1.2.0"), 1, 500),
         format!(
             r#"apiVersion: connectivity.iotoperations.azure.com/v1
 kind: DataflowEndpoint
@@ -154,9 +154,9 @@ spec:
     for expected in [
         "running 2 dataflows: readings, alerts",
         "plugin adx-destination@1.0.0: ",
-        "plugin adx-destination@1.1.0: ",
+        "plugin adx-destination@1.2.0: ",
         "(contract 1.0.0)",
-        "(contract 1.1.0)",
+        "(contract 1.2.0)",
         "dataflow readings:\n  messages in        2000",
         "dataflow alerts:\n  messages in        1000",
     ] {

@@ -22,9 +22,14 @@ pub fn http_probe_wasm() -> Vec<u8> {
 }
 
 /// The ADX plugin built against the 1.0 contract (no `accept-batch`): an older version of
-/// the bundled one, which implements 1.1.
+/// the bundled one, which implements 1.2.
 pub fn adx_destination_1_0_wasm() -> Vec<u8> {
     std::fs::read(env!("ADX_DESTINATION_1_0_WASM")).expect("the 1.0 build of the ADX plugin")
+}
+
+/// The ADX plugin built against the 1.1 contract (packed batches, rejections without kind).
+pub fn adx_destination_1_1_wasm() -> Vec<u8> {
+    std::fs::read(env!("ADX_DESTINATION_1_1_WASM")).expect("the 1.1 build of the ADX plugin")
 }
 
 /// `GET /metrics` from a host's `--metrics-addr`: the whole response, headers included.

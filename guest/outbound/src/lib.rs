@@ -3,7 +3,7 @@
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../contract/wit/1.2.0",
     inline: "
         package local:outbound;
         world client {

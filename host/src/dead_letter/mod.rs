@@ -14,7 +14,7 @@ use adx_destination::datetime::DateTime;
 
 pub use mqtt::MqttDeadLetters;
 
-use crate::plugin::Message;
+use crate::plugin::{Message, RejectionKind};
 use crate::sources::now_nanos;
 
 /// A message the destination rejected, and why.
@@ -22,12 +22,14 @@ use crate::sources::now_nanos;
 pub struct DeadLetter {
     pub message: Message,
     pub origin: String,
+    pub kind: RejectionKind,
     pub reason: String,
 }
 
 impl DeadLetter {
     /// One JSON object: the original message (payload as text when it is UTF-8, base64
-    /// otherwise), its topic and properties, where it came from, the reason and the time.
+    /// otherwise), its topic and properties, where it came from, the kind of rejection (as the
+    /// contract spells it), the reason and the time.
     pub fn to_json(&self, now_nanos: u64) -> Value {
         let m = &self.message;
         let mut entry = Map::new();
@@ -35,6 +37,7 @@ impl DeadLetter {
             "time".into(),
             json!(DateTime::from_unix_nanos(now_nanos).to_string()),
         );
+        entry.insert("kind".into(), json!(self.kind.as_str()));
         entry.insert("reason".into(), json!(self.reason));
         entry.insert("origin".into(), json!(self.origin));
         entry.insert("topic".into(), json!(m.topic));
@@ -182,6 +185,7 @@ mod tests {
                 timestamp_nanos: 1_764_325_230_000_000_000,
             },
             origin: "mqtt:factory/1".into(),
+            kind: RejectionKind::Conversion,
             reason: "column `t` (real): string \"hot\" is not a number".into(),
         };
         let entry = letter.to_json(1_764_325_231_500_000_000);
@@ -191,6 +195,7 @@ mod tests {
         assert_eq!(entry["contentType"], "application/json");
         assert_eq!(entry["time"], "2025-11-28T10:20:31.5Z");
         assert!(entry["reason"].as_str().unwrap().contains("column `t`"));
+        assert_eq!(entry["kind"], "conversion");
         let binary = DeadLetter {
             message: Message {
                 payload: vec![0xff, 0x00],

@@ -14,8 +14,8 @@ pub use registry::Registry;
 pub use server::serve;
 
 use crate::identity::TokenProvider;
-use crate::plugin::Statistics;
 use crate::sources::mqtt::{MqttCounters, MqttTotals};
+use dataflow_contract::host::{RejectionKind, Statistics};
 
 /// Upper bounds of the request latency histogram, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -47,31 +47,15 @@ impl LabelledCounter {
     }
 }
 
-/// The class of a rejection reason, as the plugin words them.
-pub fn rejection_class(reason: &str) -> &'static str {
-    if reason.starts_with("column `") {
-        "conversion"
-    } else if reason.starts_with("payload") {
-        "payload"
-    } else if reason.starts_with("the row is") || reason.starts_with("the message is") {
-        "size"
-    } else if reason.starts_with("HTTP ") {
-        "refused_by_destination"
-    } else {
-        "other"
-    }
-}
-
-/// The class of a plugin failure, from its root cause.
-pub fn failure_cause(cause: &str) -> &'static str {
-    if cause.contains("memory") {
-        "memory"
-    } else if cause.contains("interrupt") || cause.contains("deadline") {
-        "deadline"
-    } else if cause.contains("wasm trap") {
-        "trap"
-    } else {
-        "other"
+/// The `reason` label of a rejection, by the kind the plugin (contract 1.2) or the host gave
+/// it; a plugin of an older contract does not classify, and its rejections count as `other`.
+pub fn rejection_label(kind: RejectionKind) -> &'static str {
+    match kind {
+        RejectionKind::Conversion => "conversion",
+        RejectionKind::Payload => "payload",
+        RejectionKind::Size => "size",
+        RejectionKind::RefusedByDestination => "refused_by_destination",
+        RejectionKind::Other => "other",
     }
 }
 
@@ -184,17 +168,6 @@ impl Metrics {
     /// The MQTT source's own counts (acknowledgements, reconnects) are read from it.
     pub fn watch_mqtt(&self, counters: Arc<MqttCounters>) {
         *self.mqtt.lock().unwrap() = Some(counters);
-    }
-
-    /// One HTTP request of the plugin, as the endpoint answered it.
-    pub fn observe_request(&self, status: u16, latency: Duration, body_bytes: usize) {
-        self.requests
-            .lock()
-            .unwrap()
-            .entry(status)
-            .or_default()
-            .observe(latency.as_secs_f64());
-        self.request_bytes.add(body_bytes as u64);
     }
 
     /// The plugin's own statistics; `instance` counts restarts, whose statistics start over.
@@ -391,9 +364,23 @@ pub fn peak_resident_bytes() -> Option<u64> {
     Some(kilobytes * 1024)
 }
 
+impl crate::outbound::RequestObserver for Metrics {
+    /// One HTTP request of the plugin, as the endpoint answered it.
+    fn observe_request(&self, status: u16, latency: Duration, body_bytes: usize) {
+        self.requests
+            .lock()
+            .unwrap()
+            .entry(status)
+            .or_default()
+            .observe(latency.as_secs_f64());
+        self.request_bytes.add(body_bytes as u64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::RequestObserver;
 
     #[test]
     fn renders_counters_and_a_cumulative_histogram() {
@@ -420,37 +407,20 @@ mod tests {
     }
 
     #[test]
-    fn reasons_and_causes_fall_into_classes() {
-        assert_eq!(
-            rejection_class("column `n` (long): string \"x\" is not a number"),
-            "conversion"
-        );
-        assert_eq!(
-            rejection_class("payload is not JSON: expected value"),
-            "payload"
-        );
-        assert_eq!(
-            rejection_class("the row is 5000000 bytes, more than …"),
-            "size"
-        );
-        assert_eq!(
-            rejection_class("HTTP 400 ingesting into db.t: …"),
-            "refused_by_destination"
-        );
-        assert_eq!(failure_cause("wasm trap: interrupt"), "deadline");
-        assert_eq!(
-            failure_cause("forcing trap when growing memory to 67174400 bytes"),
-            "memory"
-        );
-        assert_eq!(
-            failure_cause("wasm trap: wasm `unreachable` instruction executed"),
-            "trap"
-        );
+    fn rejections_are_counted_by_kind() {
         let metrics = Metrics::new("adx", "t");
-        metrics.rejected_by_reason.add("conversion");
-        metrics.rejected_by_reason.add("conversion");
+        metrics
+            .rejected_by_reason
+            .add(rejection_label(RejectionKind::Conversion));
+        metrics
+            .rejected_by_reason
+            .add(rejection_label(RejectionKind::Conversion));
+        metrics
+            .rejected_by_reason
+            .add(rejection_label(RejectionKind::RefusedByDestination));
         let text = metrics.render();
         assert!(text.contains("dataflow_messages_rejected_total{endpoint=\"adx\",table=\"t\",reason=\"conversion\"} 2"), "{text}");
+        assert!(text.contains("dataflow_messages_rejected_total{endpoint=\"adx\",table=\"t\",reason=\"refused_by_destination\"} 1"), "{text}");
     }
 
     #[test]

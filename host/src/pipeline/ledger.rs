@@ -101,6 +101,7 @@ impl Ledger {
                 letters.push(DeadLetter {
                     message,
                     origin,
+                    kind: rejection.kind,
                     reason: rejection.reason.clone(),
                 });
             }
@@ -151,6 +152,7 @@ mod tests {
             ingested: vec![2, 4],
             rejected: vec![Rejection {
                 sequence: 3,
+                kind: crate::plugin::RejectionKind::Payload,
                 reason: "bad".into(),
             }],
             failure: None,

@@ -16,7 +16,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::dead_letter::DeadLetterSink;
 use crate::metrics::Metrics;
-use crate::plugin::{describe, ErrorClass, Message, Outcome, PluginSink, Rejection, Statistics};
+use crate::plugin::{
+    describe, ErrorClass, FailureCause, Message, Outcome, PluginSink, Rejection, RejectionKind,
+    Statistics,
+};
 use crate::sources::mqtt::MqttTotals;
 use crate::sources::{Acknowledger, SourceReceiver};
 use ledger::Ledger;
@@ -248,7 +251,7 @@ pub async fn run_with(
             let due = match sink.next_flush_due().await {
                 Ok(due) => due,
                 Err(error) => {
-                    let outcome = run.recover(sink, error, Then::Flush).await?;
+                    let outcome = run.recover(sink, error.into(), Then::Flush).await?;
                     match run.settle(sink, outcome).await? {
                         Settled::Clear | Settled::Interrupted => continue,
                         Settled::Stop(reason) => break Some(reason),
@@ -299,7 +302,7 @@ pub async fn run_with(
                 };
                 match accepted {
                     Ok(outcome) => outcome,
-                    Err(error) => run.recover(sink, error, Then::Nothing).await?,
+                    Err(error) => run.recover(sink, error.into(), Then::Nothing).await?,
                 }
             }
             _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => run.call(sink, Then::Flush).await?,
@@ -354,6 +357,7 @@ fn oversize_rejections(messages: &[Message], max_bytes: usize) -> Vec<Rejection>
         .filter(|m| m.payload.len() > max_bytes)
         .map(|m| Rejection {
             sequence: m.sequence,
+            kind: RejectionKind::Size,
             reason: format!(
                 "the message is {} bytes, more than the {max_bytes} this host hands to a plugin (a Kusto row is at most 4 MB)",
                 m.payload.len()
@@ -520,7 +524,7 @@ impl Run<'_> {
         };
         match result {
             Ok(outcome) => Ok(outcome),
-            Err(error) => self.recover(sink, error, call).await,
+            Err(error) => self.recover(sink, error.into(), call).await,
         }
     }
 
@@ -556,7 +560,7 @@ impl Run<'_> {
                 metrics.plugin_restarts.add(1);
                 metrics
                     .plugin_failures
-                    .add(crate::metrics::failure_cause(&cause));
+                    .add(FailureCause::of(&error).label());
             }
             match self.replay(sink, then).await {
                 Ok(outcome) => return Ok(outcome),
@@ -617,7 +621,7 @@ impl Run<'_> {
             for letter in &letters {
                 metrics
                     .rejected_by_reason
-                    .add(crate::metrics::rejection_class(&letter.reason));
+                    .add(crate::metrics::rejection_label(letter.kind));
             }
         }
         let receipts = self.ledger.release();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use super::contract::Version;
+use dataflow_contract::version::Version;
 
 /// The plugin directory when `--plugin-dir` is not given.
 pub const DEFAULT_PLUGIN_DIR: &str = "plugins";

@@ -1,48 +1,39 @@
 //! Plugin runtime: compiles a destination component once, instantiates it per endpoint
-//! through an `InstancePre`, and wraps its `sink` resource in plain async methods.
-//! Each instance has its own store with a memory cap and a per-call deadline.
+//! through an `InstancePre`, and wraps its `sink` resource in plain async methods. The
+//! contract's bindings (every version) are in `dataflow-contract`; this module gives them a
+//! store with a memory cap, a per-call deadline and the outbound policy.
+//!
+//! A running plugin yields to the executor at every epoch tick, so a busy plugin does not
+//! hold a worker thread, and the wall-clock deadline fires whether the plugin computes or
+//! waits on the host.
 
-mod batch;
 mod cache;
-pub mod contract;
 pub mod directory;
+pub mod engine;
+mod failure;
 mod state;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use wasmtime::component::{Component, ComponentExportIndex, Linker, ResourceAny};
-use wasmtime::{Config, Engine, Store};
+use dataflow_contract::host::{ComponentSummary, Plugin, PluginPre};
+use dataflow_contract::version::{Version, VersionError};
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Store, UpdateDeadline};
 
 pub use cache::{ArtifactCache, Loaded};
-use contract::{ComponentSummary, Version, DESTINATION_INTERFACE, HOST_CONTRACT};
+pub use dataflow_contract::host::{
+    ClassifiedOutcome as Outcome, ClassifiedRejection as Rejection, DestinationError, ErrorClass,
+    Message, RejectionKind, Statistics,
+};
+pub use failure::{DeadlineExceeded, FailureCause, PluginFailure};
 pub use state::PluginLogLine;
 use state::PluginState;
 
 use crate::http_client::{HttpClient, Transport};
 use crate::identity::TokenProvider;
-use crate::metrics::Metrics;
-use crate::outbound::OutboundPolicy;
-
-wasmtime::component::bindgen!({
-    path: "../wit/1.0.0",
-    world: "dataflow:destination/destination-plugin",
-    exports: { default: async },
-    with: {
-        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-        "wasi:io": wasmtime_wasi::p2::bindings::io,
-        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-        "wasi:random": wasmtime_wasi::p2::bindings::random,
-    },
-});
-
-pub use dataflow::destination::types::{
-    DestinationError, ErrorClass, Message, Outcome, Rejection, Statistics,
-};
-
-/// How often the epoch ticks; deadlines are counted in these.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+use crate::outbound::{OutboundPolicy, RequestObserver};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -64,45 +55,32 @@ impl Default for Limits {
 /// A compiled plugin, ready to instantiate many times (cheap to clone).
 #[derive(Clone)]
 pub struct PluginRuntime {
-    engine: Engine,
-    pre: DestinationPluginPre<PluginState>,
-    /// The plugin's `accept-batch` (contract 1.1), if it has one.
-    accept_batch: Option<ComponentExportIndex>,
+    pre: PluginPre<PluginState>,
     limits: Limits,
     transport: Arc<dyn Transport>,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn RequestObserver>>,
     /// How long compiling the component, or loading it from the cache, took.
     pub load_time: Duration,
     pub loaded: Loaded,
     /// The contract version the plugin implements.
     pub contract: Version,
-    _ticker: Arc<EpochTicker>,
-}
-
-fn engine() -> Result<Engine> {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    // For profiling the plugin with `perf`: DATAFLOW_WASM_PROFILER=perfmap names the
-    // compiled wasm functions in /tmp/perf-<pid>.map (see BENCHMARKS.md).
-    if std::env::var("DATAFLOW_WASM_PROFILER").as_deref() == Ok("perfmap") {
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
-    Engine::new(&config).map_err(anyhow::Error::from)
 }
 
 /// Checks the contract version, then links the component against what the host provides:
-/// its imports must be there and its exports must have the shape this host knows.
-fn link(
-    engine: &Engine,
-    component: &Component,
-) -> Result<(DestinationPluginPre<PluginState>, Version)> {
-    let contract = ComponentSummary::of(engine, component).check()?;
+/// its imports must be there and its exports must have the shape of the newest contract
+/// version the plugin implements.
+fn link(component: &Component) -> Result<PluginPre<PluginState>> {
+    let engine = component.engine();
+    let contract = ComponentSummary::of(engine, component)
+        .check()
+        .map_err(anyhow::Error::from)?;
     let mut linker: Linker<PluginState> = Linker::new(engine);
     // Rust's std imports wasi:cli and friends; the plugin gets them with nothing behind
     // them (no preopened directories, no environment, no sockets).
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    dataflow::destination::log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+    // One `log` for every 1.x plugin: the linker resolves semver-compatible imports.
+    dataflow_contract::host::log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
         &mut linker,
         |state| state,
     )?;
@@ -110,21 +88,22 @@ fn link(
         .instantiate_pre(component)
         .map_err(anyhow::Error::from)
         .context("the plugin imports something this host does not provide")?;
-    let pre = DestinationPluginPre::new(instance)
-        .map_err(anyhow::Error::from)
-        .with_context(|| {
-            format!("the plugin's {DESTINATION_INTERFACE}@{contract} does not have the shape this host knows ({HOST_CONTRACT})")
-        })?;
-    Ok((pre, contract))
+    PluginPre::new(contract, instance)
 }
 
-/// What a component file is, and whether this host runs it (`dataflow-host plugin inspect`).
+/// What a component file is, and whether this host runs it (`dataflow-host plugin inspect`):
+/// its summary, and the contract version whose bindings would call it.
 pub fn inspect(wasm: &[u8]) -> Result<(ComponentSummary, Result<Version>)> {
-    let engine = engine()?;
+    let engine = engine::shared()?;
     let component = cache::compile(&engine, wasm)?;
     let summary = ComponentSummary::of(&engine, &component);
-    let runs = link(&engine, &component).map(|(_, version)| version);
+    let runs = link(&component).map(|pre| pre.bindings());
     Ok((summary, runs))
+}
+
+/// Why a component does not run here, when it is a matter of its contract version.
+pub fn version_error(error: &anyhow::Error) -> Option<&VersionError> {
+    error.downcast_ref::<VersionError>()
 }
 
 impl PluginRuntime {
@@ -135,28 +114,31 @@ impl PluginRuntime {
 
     /// Loads the component from `cache` when it holds it, or compiles it (and stores it).
     pub fn load(wasm: &[u8], limits: Limits, cache: Option<&ArtifactCache>) -> Result<Self> {
-        let engine = engine()?;
+        let engine = engine::shared()?;
         let started = Instant::now();
         let (component, loaded) = match cache {
             Some(cache) => cache.load_or_compile(&engine, wasm)?,
             None => (cache::compile(&engine, wasm)?, Loaded::Compiled),
         };
         let load_time = started.elapsed();
-        let (pre, contract) = link(&engine, &component)?;
-        let accept_batch = batch::find(&component);
-        let ticker = Arc::new(EpochTicker::start(engine.clone()));
+        let contract = ComponentSummary::of(&engine, &component)
+            .check()
+            .map_err(anyhow::Error::from)?;
+        let pre = link(&component)?;
         Ok(Self {
-            engine,
             pre,
-            accept_batch,
             limits,
             transport: Arc::new(HttpClient::system()),
-            metrics: None,
+            observer: None,
             load_time,
             loaded,
             contract,
-            _ticker: ticker,
         })
+    }
+
+    /// The contract version whose bindings call this plugin (the newest both know).
+    pub fn bindings(&self) -> Version {
+        self.pre.bindings()
     }
 
     /// Where the plugins' allowed requests go: by default the network, through a client
@@ -166,9 +148,9 @@ impl PluginRuntime {
         self
     }
 
-    /// Where the plugins' requests are counted and timed.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    /// Who is told of the plugins' requests (status, latency, size).
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -195,10 +177,6 @@ impl PluginRuntime {
             restarts: 0,
         })
     }
-
-    fn deadline_ticks(&self) -> u64 {
-        (self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
-    }
 }
 
 /// What opening a sink took, kept to open it again in a fresh instance.
@@ -218,8 +196,12 @@ impl Opening {
             self.tokens.clone(),
             runtime.transport.clone(),
         )?
-        .observed_by(runtime.metrics.clone());
-        let contract = format!("{DESTINATION_INTERFACE}@{}", runtime.contract);
+        .observed_by(runtime.observer.clone());
+        let contract = format!(
+            "{}@{}",
+            dataflow_contract::version::DESTINATION_INTERFACE,
+            runtime.contract
+        );
         let state = PluginState::new(
             &self.name,
             contract,
@@ -227,35 +209,29 @@ impl Opening {
             runtime.limits.max_memory_bytes,
         );
         let logs = state.logs();
-        let mut store = Store::new(&runtime.engine, state);
+        let mut store = Store::new(runtime.pre.component().engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
+        // At every tick a running plugin hands the worker back to the executor; the deadline
+        // is the wall-clock bound of `Instance::call`, which can then fire at once.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         let started = Instant::now();
-        store.set_epoch_deadline(runtime.deadline_ticks());
-        let instance = runtime
-            .pre
-            .instance_pre()
-            .instantiate_async(&mut store)
-            .await?;
-        let bindings = DestinationPlugin::new(&mut store, &instance)?;
-        let accept_batch = match &runtime.accept_batch {
-            Some(index) => Some(batch::typed(&mut store, &instance, index)?),
-            None => None,
-        };
+        let deadline = runtime.limits.call_deadline;
+        let plugin = within(deadline, runtime.pre.instantiate(&mut store)).await?;
         let instantiate_time = started.elapsed();
-        let sink = bindings
-            .dataflow_destination_destination()
-            .sink()
-            .call_open(&mut store, &self.config)
+        let sink = within(deadline, plugin.open(&mut store, &self.config))
             .await?
             .map_err(|e| anyhow!("plugin `{}`: {}", self.name, describe(&e)))?;
         Ok(Instance {
             store,
-            bindings,
-            accept_batch,
+            plugin,
             sink,
-            deadline_ticks: runtime.deadline_ticks(),
-            call_deadline: runtime.limits.call_deadline,
+            call_deadline: deadline,
             instantiate_time,
             logs,
         })
@@ -265,11 +241,8 @@ impl Opening {
 /// One plugin instance with its open sink.
 struct Instance {
     store: Store<PluginState>,
-    bindings: DestinationPlugin,
-    /// Present when the plugin implements contract 1.1 or later.
-    accept_batch: Option<batch::AcceptBatch>,
+    plugin: Plugin,
     sink: ResourceAny,
-    deadline_ticks: u64,
     call_deadline: Duration,
     instantiate_time: Duration,
     logs: state::LogBuffer,
@@ -307,99 +280,96 @@ impl PluginSink {
         self.instance.logs.lock().unwrap().clone()
     }
 
-    pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome> {
-        self.instance.accept(messages).await
+    pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome, PluginFailure> {
+        let Instance {
+            store,
+            plugin,
+            sink,
+            call_deadline,
+            ..
+        } = &mut self.instance;
+        let result = within(*call_deadline, plugin.accept(store, *sink, messages)).await;
+        self.instance.failed(result)
     }
 
-    pub async fn next_flush_due(&mut self) -> Result<Option<Duration>> {
-        self.instance.next_flush_due().await
+    pub async fn next_flush_due(&mut self) -> Result<Option<Duration>, PluginFailure> {
+        let Instance {
+            store,
+            plugin,
+            sink,
+            call_deadline,
+            ..
+        } = &mut self.instance;
+        let result = within(*call_deadline, plugin.next_flush_due_ms(store, *sink)).await;
+        Ok(self.instance.failed(result)?.map(Duration::from_millis))
     }
 
-    pub async fn flush(&mut self) -> Result<Outcome> {
-        self.instance.flush().await
+    pub async fn flush(&mut self) -> Result<Outcome, PluginFailure> {
+        let Instance {
+            store,
+            plugin,
+            sink,
+            call_deadline,
+            ..
+        } = &mut self.instance;
+        let result = within(*call_deadline, plugin.flush(store, *sink)).await;
+        self.instance.failed(result)
     }
 
-    pub async fn close(&mut self) -> Result<Outcome> {
-        self.instance.close().await
+    pub async fn close(&mut self) -> Result<Outcome, PluginFailure> {
+        let Instance {
+            store,
+            plugin,
+            sink,
+            call_deadline,
+            ..
+        } = &mut self.instance;
+        let result = within(*call_deadline, plugin.close(store, *sink)).await;
+        self.instance.failed(result)
     }
 
-    pub async fn statistics(&mut self) -> Result<Statistics> {
-        self.instance.statistics().await
+    pub async fn statistics(&mut self) -> Result<Statistics, PluginFailure> {
+        let Instance {
+            store,
+            plugin,
+            sink,
+            call_deadline,
+            ..
+        } = &mut self.instance;
+        let result = within(*call_deadline, plugin.statistics(store, *sink)).await;
+        self.instance.failed(result)
     }
 }
 
 impl Instance {
-    pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        if let Some(accept_batch) = &self.accept_batch {
-            let batch = batch::MessageBatch::pack(messages);
-            let call = accept_batch.call_async(&mut self.store, (self.sink, batch));
-            return within(self.call_deadline, call)
-                .await
-                .map(|(outcome,)| outcome);
-        }
-        let sink = self.bindings.dataflow_destination_destination().sink();
-        within(
-            self.call_deadline,
-            sink.call_accept(&mut self.store, self.sink, messages),
-        )
-        .await
-    }
-
-    pub async fn next_flush_due(&mut self) -> Result<Option<Duration>> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let sink = self.bindings.dataflow_destination_destination().sink();
-        let ms = within(
-            self.call_deadline,
-            sink.call_next_flush_due_ms(&mut self.store, self.sink),
-        )
-        .await?;
-        Ok(ms.map(Duration::from_millis))
-    }
-
-    pub async fn flush(&mut self) -> Result<Outcome> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let sink = self.bindings.dataflow_destination_destination().sink();
-        within(
-            self.call_deadline,
-            sink.call_flush(&mut self.store, self.sink),
-        )
-        .await
-    }
-
-    pub async fn close(&mut self) -> Result<Outcome> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let sink = self.bindings.dataflow_destination_destination().sink();
-        within(
-            self.call_deadline,
-            sink.call_close(&mut self.store, self.sink),
-        )
-        .await
-    }
-
-    pub async fn statistics(&mut self) -> Result<Statistics> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        let sink = self.bindings.dataflow_destination_destination().sink();
-        within(
-            self.call_deadline,
-            sink.call_statistics(&mut self.store, self.sink),
-        )
-        .await
+    /// A failed call's cause, from what the store saw and the error's type.
+    fn failed<T>(&self, result: Result<T>) -> Result<T, PluginFailure> {
+        result.map_err(|error| {
+            let has = |is: fn(&(dyn std::error::Error + 'static)) -> bool| error.chain().any(is);
+            let cause = if self.store.data().limits.reached_cap {
+                FailureCause::Memory
+            } else if has(|e| e.is::<DeadlineExceeded>()) {
+                FailureCause::Deadline
+            } else if has(|e| e.is::<wasmtime::Trap>()) {
+                FailureCause::Trap
+            } else {
+                FailureCause::Other
+            };
+            PluginFailure { cause, error }
+        })
     }
 }
 
-/// Bounds a call in wall-clock time too: the epoch deadline only fires while wasm code runs,
-/// not while the plugin waits on the host (an HTTP answer that never comes). After a timeout
-/// the instance must not be used again.
+/// Bounds a call in wall-clock time, whether the plugin computes (it yields at every epoch
+/// tick) or waits on the host (an HTTP answer that never comes). After a timeout the
+/// instance must not be used again.
 async fn within<T>(
     deadline: Duration,
     call: impl std::future::Future<Output = wasmtime::Result<T>>,
 ) -> Result<T> {
     match tokio::time::timeout(deadline, call).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(anyhow!(
-            "the plugin call did not finish within its {deadline:?} deadline"
-        )),
+        Ok(result) => result.map_err(anyhow::Error::from),
+        Err(_) => Err(DeadlineExceeded(deadline).into()),
     }
 }
 
@@ -410,29 +380,4 @@ pub fn describe(e: &DestinationError) -> String {
         ErrorClass::Permanent => "permanent error",
     };
     format!("{class}: {}", e.message)
-}
-
-/// Advances the engine's epoch so that deadlines fire; stops when dropped.
-struct EpochTicker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> Self {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                engine.increment_epoch();
-            }
-        });
-        Self { stop }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
 }

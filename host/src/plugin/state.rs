@@ -8,8 +8,8 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::dataflow::destination::log::{Host as LogHost, Level};
 use crate::outbound::OutboundPolicy;
+use dataflow_contract::host::log::{Host as LogHost, Level};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginLogLine {
@@ -34,10 +34,12 @@ pub struct PluginState {
     logs: LogBuffer,
 }
 
-/// The store's limits, and the largest linear memory the plugin has grown to.
+/// The store's limits, the largest linear memory the plugin has grown to, and whether it
+/// asked for more than its cap (the cause of the trap that follows).
 pub struct TrackedLimits {
     inner: StoreLimits,
     pub peak_memory_bytes: usize,
+    pub reached_cap: bool,
 }
 
 impl ResourceLimiter for TrackedLimits {
@@ -47,11 +49,12 @@ impl ResourceLimiter for TrackedLimits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum)?;
-        if allowed {
-            self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
+        let allowed = self.inner.memory_growing(current, desired, maximum);
+        match allowed {
+            Ok(true) => self.peak_memory_bytes = self.peak_memory_bytes.max(desired),
+            _ => self.reached_cap = true,
         }
-        Ok(allowed)
+        allowed
     }
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
         self.inner.memory_grow_failed(error)
@@ -101,6 +104,7 @@ impl PluginState {
                     .instances(4)
                     .build(),
                 peak_memory_bytes: 0,
+                reached_cap: false,
             },
             logs: LogBuffer::default(),
         }

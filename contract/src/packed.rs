@@ -1,9 +1,10 @@
 //! Messages packed into three flat lists (the contract's `message-batch`, since 1.1): one
 //! byte buffer, one list of messages whose text and bytes are spans of it, one list of user
-//! properties. Packing happens on the host; unpacking borrows, and allocates only the list of
-//! views and of property pairs, whatever the number of messages.
-
-use crate::message::{Message, MessageRef, Properties, Rejection};
+//! properties. The host packs; a guest reads views that borrow from the batch, and allocates
+//! only the list of views and of property pairs, whatever the number of messages.
+//!
+//! The field names and order are the WIT's: guests map the WIT records onto these types, and
+//! the generated code would not compile if they differed.
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Span {
@@ -28,14 +29,15 @@ pub struct PackedProperty {
     pub value: Span,
 }
 
+/// The contract's `message-batch`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PackedBatch {
+pub struct MessageBatch {
     pub data: Vec<u8>,
     pub messages: Vec<PackedMessage>,
     pub properties: Vec<PackedProperty>,
 }
 
-/// What `PackedBatch::pack` reads from a message, whatever type the caller keeps it in.
+/// What `MessageBatch::pack` reads from a message, whatever type the caller keeps it in.
 pub struct Unpacked<'a, P> {
     pub sequence: u64,
     pub timestamp_nanos: u64,
@@ -45,7 +47,21 @@ pub struct Unpacked<'a, P> {
     pub user_properties: P,
 }
 
-impl PackedBatch {
+/// One message of a batch, borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageView<'a> {
+    pub sequence: u64,
+    pub timestamp_nanos: u64,
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub content_type: Option<&'a str>,
+    pub user_properties: &'a [(&'a str, &'a str)],
+}
+
+/// Why a message of a batch could not be read (a guest rejects it with this reason).
+pub const MALFORMED: &str = "the batch entry of this message is malformed (a span outside the batch, or text that is not UTF-8)";
+
+impl MessageBatch {
     /// Packs messages; the host does this before a call. A batch over 4 GiB cannot be
     /// addressed by its spans: callers send batches far smaller.
     pub fn pack<'a, P>(messages: impl IntoIterator<Item = Unpacked<'a, P>>) -> Self
@@ -80,23 +96,6 @@ impl PackedBatch {
         batch
     }
 
-    /// Packs owned messages.
-    pub fn of_messages(messages: &[Message]) -> Self {
-        Self::pack(messages.iter().map(|m| {
-            Unpacked {
-                sequence: m.sequence,
-                timestamp_nanos: m.timestamp_nanos,
-                topic: &m.topic,
-                payload: &m.payload,
-                content_type: m.content_type.as_deref(),
-                user_properties: m
-                    .user_properties
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_str())),
-            }
-        }))
-    }
-
     fn push(&mut self, bytes: &[u8]) -> Span {
         let start = self.data.len() as u32;
         self.data.extend_from_slice(bytes);
@@ -106,18 +105,17 @@ impl PackedBatch {
         }
     }
 
-    /// Calls `f` with a view of each well-formed message, and a rejection for each message
-    /// whose spans fall outside the batch or whose text is not UTF-8.
-    pub fn with_views<R>(&self, f: impl FnOnce(&[MessageRef<'_>], Vec<Rejection>) -> R) -> R {
+    /// Calls `f` with a view of each well-formed message, in order, and the sequence numbers
+    /// of the messages whose spans fall outside the batch or whose text is not UTF-8.
+    pub fn with_views<R>(&self, f: impl FnOnce(&[MessageView<'_>], &[u64]) -> R) -> R {
         let properties: Vec<Option<(&str, &str)>> = self
             .properties
             .iter()
             .map(|p| Some((self.text(p.name)?, self.text(p.value)?)))
             .collect();
         let mut pairs = Vec::with_capacity(properties.len());
-        let mut views = Vec::with_capacity(self.messages.len());
-        let mut malformed = Vec::new();
-        // First pass: which messages are well formed, and their properties, in order.
+        // First pass: which messages are well formed, and their properties, in order (the
+        // views borrow `pairs`, so it is complete before the first view is made).
         let mut ranges = Vec::with_capacity(self.messages.len());
         for m in &self.messages {
             match self.properties_of(m, &properties) {
@@ -129,29 +127,28 @@ impl PackedBatch {
                 None => ranges.push(None),
             }
         }
+        let mut views = Vec::with_capacity(self.messages.len());
+        let mut malformed = Vec::new();
         for (m, range) in self.messages.iter().zip(ranges) {
             let view = range.and_then(|range| {
-                Some(MessageRef {
+                Some(MessageView {
                     sequence: m.sequence,
+                    timestamp_nanos: m.timestamp_nanos,
                     topic: self.text(m.topic)?,
                     payload: self.bytes(m.payload)?,
                     content_type: match m.content_type {
                         Some(span) => Some(self.text(span)?),
                         None => None,
                     },
-                    user_properties: Properties::Borrowed(&pairs[range]),
-                    timestamp_nanos: m.timestamp_nanos,
+                    user_properties: &pairs[range],
                 })
             });
             match view {
                 Some(view) => views.push(view),
-                None => malformed.push(Rejection {
-                    sequence: m.sequence,
-                    reason: "the batch entry of this message is malformed (a span outside the batch, or text that is not UTF-8)".into(),
-                }),
+                None => malformed.push(m.sequence),
             }
         }
-        f(&views, malformed)
+        f(&views, &malformed)
     }
 
     fn properties_of<'p, 'a>(
@@ -180,20 +177,38 @@ impl PackedBatch {
 mod tests {
     use super::*;
 
-    fn message(sequence: u64, properties: &[(&str, &str)]) -> Message {
-        Message {
+    struct Owned {
+        sequence: u64,
+        topic: String,
+        payload: Vec<u8>,
+        content_type: Option<String>,
+        properties: Vec<(String, String)>,
+    }
+
+    fn message(sequence: u64, properties: &[(&str, &str)]) -> Owned {
+        Owned {
             sequence,
             topic: format!("t/{sequence}"),
             payload: format!("{{\"n\":{sequence}}}").into_bytes(),
             content_type: sequence
                 .is_multiple_of(2)
                 .then(|| "application/json".to_string()),
-            user_properties: properties
+            properties: properties
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            timestamp_nanos: sequence * 10,
         }
+    }
+
+    fn pack(messages: &[Owned]) -> MessageBatch {
+        MessageBatch::pack(messages.iter().map(|m| Unpacked {
+            sequence: m.sequence,
+            timestamp_nanos: m.sequence * 10,
+            topic: &m.topic,
+            payload: &m.payload,
+            content_type: m.content_type.as_deref(),
+            user_properties: m.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        }))
     }
 
     #[test]
@@ -203,26 +218,35 @@ mod tests {
             message(2, &[]),
             message(3, &[("c", "é")]),
         ];
-        let batch = PackedBatch::of_messages(&messages);
+        let batch = pack(&messages);
         assert_eq!(batch.properties.len(), 3);
         batch.with_views(|views, malformed| {
             assert!(malformed.is_empty());
             assert_eq!(views.len(), messages.len());
             for (got, want) in views.iter().zip(&messages) {
-                let want = want.view();
                 assert_eq!(
                     (got.sequence, got.topic, got.payload, got.content_type),
-                    (want.sequence, want.topic, want.payload, want.content_type)
+                    (
+                        want.sequence,
+                        want.topic.as_str(),
+                        want.payload.as_slice(),
+                        want.content_type.as_deref()
+                    )
                 );
-                assert_eq!(got.timestamp_nanos, want.timestamp_nanos);
-                assert_eq!(got.user_properties.to_vec(), want.user_properties.to_vec());
+                assert_eq!(got.timestamp_nanos, want.sequence * 10);
+                let properties: Vec<(&str, &str)> = want
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                assert_eq!(got.user_properties, properties.as_slice());
             }
         });
     }
 
     #[test]
     fn a_malformed_entry_rejects_its_message_only() {
-        let mut batch = PackedBatch::of_messages(&[
+        let mut batch = pack(&[
             message(1, &[("a", "1")]),
             message(2, &[]),
             message(3, &[]),
@@ -235,11 +259,7 @@ mod tests {
         batch.messages[3].topic = Span { start: end, len: 1 };
         batch.with_views(|views, malformed| {
             assert_eq!(views.iter().map(|v| v.sequence).collect::<Vec<_>>(), [2]);
-            assert_eq!(
-                malformed.iter().map(|r| r.sequence).collect::<Vec<_>>(),
-                [1, 3, 4]
-            );
-            assert!(malformed[0].reason.contains("malformed"));
+            assert_eq!(malformed, [1, 3, 4]);
         });
     }
 }
