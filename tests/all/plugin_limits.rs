@@ -83,3 +83,48 @@ async fn instances_have_a_memory_cap() {
         .await
         .is_ok());
 }
+
+/// On a single-threaded executor, a plugin spinning in wasm still lets other tasks run (it
+/// yields at every epoch tick), and its deadline fires while it computes.
+#[tokio::test(flavor = "current_thread")]
+async fn a_busy_plugin_does_not_hold_the_worker_and_is_stopped_at_its_deadline() {
+    use dataflow_host::plugin::FailureCause;
+    let limits = Limits {
+        call_deadline: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let runtime = PluginRuntime::new(&http_probe_wasm(), limits).unwrap();
+    let mut sink = runtime
+        .open(
+            "probe",
+            "http://127.0.0.1:9",
+            Arc::new(StaticToken("t".into())),
+            vec![
+                ("url".into(), "http://127.0.0.1:9/x".into()),
+                ("misbehave".into(), "loop@1".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counting = ticks.clone();
+    let neighbour = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            counting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let started = Instant::now();
+    let error = sink.accept(&[message(1, "t", "{}")]).await.unwrap_err();
+    let took = started.elapsed();
+    neighbour.abort();
+    assert_eq!(error.cause, FailureCause::Deadline, "{error:?}");
+    assert!(error.to_string().contains("deadline"), "{error}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+    let ticks = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    // 2 s at 10 ms: about 200 if the worker were free all along; a held worker gives 0.
+    assert!(ticks >= 50, "the other task ran only {ticks} times");
+}
