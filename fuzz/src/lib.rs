@@ -13,8 +13,8 @@ use adx_destination::encode::RowEncoder;
 use adx_destination::message::Message;
 use adx_destination::payload::parse_object;
 use adx_destination::scan::{scan_object, WantedKeys};
-use dataflow_host::config::Deployment;
-use dataflow_host::emulator::formats::parse_csv;
+use dataflow_runtime::config::Deployment;
+use local_adx::formats::parse_csv;
 
 /// SplitMix64: fast, seedable, good enough to drive mutations.
 pub struct Rng(u64);

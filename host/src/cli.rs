@@ -1,6 +1,5 @@
 //! The command line: `dataflow-host demo | validate | run | bench | plugin | emulator`.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -8,12 +7,9 @@ use clap::{Parser, Subcommand};
 
 use tokio::sync::watch;
 
-use crate::bench::{self, BenchOptions};
 use crate::demo::{self, DemoOptions};
-use crate::emulator::faults::Fault;
-use crate::emulator::{Emulator, EmulatorOptions, STREAMING_LIMIT_BYTES};
-use crate::run::{self, RunOptions};
-use crate::tls::LoopbackCertificate;
+use dataflow_bench::{self as bench, BenchOptions};
+use dataflow_runtime::run::{self, RunArgs, RunContext};
 
 #[derive(Parser)]
 #[command(
@@ -81,7 +77,7 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Runs a dataflow described by YAML resources.
-    Run(Box<RunOptions>),
+    Run(Box<RunArgs>),
     /// Measures the plugin: the same messages through the wasm component and the same core
     /// compiled natively, per format, gzip level and batch size.
     Bench {
@@ -99,24 +95,7 @@ enum Command {
         command: PluginCommand,
     },
     /// Runs the local ADX-compatible endpoint until interrupted.
-    Emulator {
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: IpAddr,
-        /// The bearer token the endpoint accepts.
-        #[arg(long, default_value = "local-dev-token")]
-        token: String,
-        /// Serve HTTPS with a certificate from a CA made on the spot; its certificate is
-        /// written to this file, for clients to trust.
-        #[arg(long)]
-        tls_ca_out: Option<PathBuf>,
-        /// Inject faults into ingestion requests, to rehearse outages: KIND[:RATE][@START+LENGTH]
-        /// with KIND one of 429, 429=<retry-after>, 500, 502, 503, 504, slow=<delay>, drop.
-        /// For example `--fault 429:0.1 --fault 503@30s+30s`.
-        #[arg(long = "fault", value_name = "FAULT")]
-        faults: Vec<Fault>,
-    },
+    Emulator(local_adx::serve::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -201,7 +180,7 @@ async fn execute(command: Command) -> Result<()> {
             };
             options.messages = messages.unwrap_or(options.messages);
             options.runs = runs.unwrap_or(options.runs).max(1);
-            let report = bench::run(&options).await?;
+            let report = bench::run(&options, crate::bundled::ADX_DESTINATION).await?;
             println!("{}", report.render());
             Ok(())
         }
@@ -215,9 +194,13 @@ async fn execute(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Run(mut options) => {
-            options.shutdown = Some(shutdown_on_signals()?);
-            let reports = run::run_all(&options).await?;
+        Command::Run(args) => {
+            let context = RunContext {
+                shutdown: Some(shutdown_on_signals()?),
+                pause: None,
+                default_plugin: Some(crate::bundled::ADX_DESTINATION),
+            };
+            let reports = run::run_all(&args, context).await?;
             let several = reports.len() > 1;
             for (name, report) in &reports {
                 if several {
@@ -227,7 +210,7 @@ async fn execute(command: Command) -> Result<()> {
                     println!("{}{line}", if several { "  " } else { "" });
                 }
             }
-            if let Some(bytes) = crate::metrics::peak_resident_bytes() {
+            if let Some(bytes) = dataflow_runtime::metrics::peak_resident_bytes() {
                 println!("peak memory        {:.1} MB resident", bytes as f64 / 1e6);
             }
             for (name, report) in &reports {
@@ -246,15 +229,18 @@ async fn execute(command: Command) -> Result<()> {
             let (name, wasm) = match &file {
                 Some(path) => (
                     path.display().to_string(),
-                    crate::files::read_regular(path, crate::files::MAX_PLUGIN_BYTES)
-                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+                    dataflow_runtime::files::read_regular(
+                        path,
+                        dataflow_runtime::files::MAX_PLUGIN_BYTES,
+                    )
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
                 ),
                 None => (
                     "the bundled ADX destination".to_string(),
                     crate::bundled::ADX_DESTINATION.to_vec(),
                 ),
             };
-            let (summary, runs) = crate::plugin::inspect(&wasm)?;
+            let (summary, runs) = dataflow_runtime::plugin::inspect(&wasm)?;
             println!("component  {name} ({} bytes)", wasm.len());
             let contract = summary.contract.map_or("none".to_string(), |v| {
                 format!("{}@{v}", dataflow_contract::version::DESTINATION_INTERFACE)
@@ -281,46 +267,6 @@ async fn execute(command: Command) -> Result<()> {
                 }
             }
         }
-        Command::Emulator {
-            port,
-            bind,
-            token,
-            tls_ca_out,
-            faults,
-        } => {
-            let tls = match &tls_ca_out {
-                Some(path) => {
-                    let certificate = LoopbackCertificate::generate()?;
-                    std::fs::write(path, &certificate.ca_pem)?;
-                    println!("CA certificate to trust: {}", path.display());
-                    Some(certificate.server_config()?)
-                }
-                None => None,
-            };
-            let emulator = Emulator::start(EmulatorOptions {
-                bind: SocketAddr::new(bind, port),
-                token: token.clone(),
-                token_check: None,
-                streaming_limit_bytes: STREAMING_LIMIT_BYTES,
-                tls,
-                faults: faults.clone(),
-            })
-            .await?;
-            println!("local ADX-compatible endpoint on {}", emulator.url());
-            println!("bearer token: {token}");
-            println!(
-                "connection string: {}",
-                emulator.connection_string("telemetry")
-            );
-            println!(
-                "management: POST {}/v1/rest/mgmt  {{\"db\": \"…\", \"csl\": \".create table …\"}}",
-                emulator.url()
-            );
-            for fault in &faults {
-                println!("injecting into ingestion: {fault:?}");
-            }
-            tokio::signal::ctrl_c().await?;
-            Ok(())
-        }
+        Command::Emulator(args) => local_adx::serve::serve(args).await,
     }
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::bundled;
-use crate::emulator::{Emulator, EmulatorOptions};
-use crate::identity::StaticToken;
-use crate::kusto_client::{KustoClient, ResultTable};
-use crate::metrics::Metrics;
-use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
-use crate::plugin::{Limits, PluginRuntime};
-use crate::progress::Progress;
-use crate::sources::{self, jsonl, synthetic};
+use dataflow_runtime::identity::StaticToken;
+use dataflow_runtime::metrics::Metrics;
+use dataflow_runtime::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
+use dataflow_runtime::plugin::{Limits, PluginRuntime};
+use dataflow_runtime::progress::Progress;
+use dataflow_runtime::sources::{self, jsonl, synthetic};
+use dataflow_testkit::kusto_client::{KustoClient, ResultTable};
+use local_adx::{Emulator, EmulatorOptions};
 
 pub const DEMO_TABLE: &str = "thermostat";
 

@@ -2,7 +2,7 @@
 //! compiled again rather than trusted.
 
 use dataflow_host::bundled::ADX_DESTINATION;
-use dataflow_host::plugin::{ArtifactCache, Limits, Loaded, PluginRuntime};
+use dataflow_runtime::plugin::{ArtifactCache, Limits, Loaded, PluginRuntime};
 use end_to_end_tests::LocalAdx;
 
 #[tokio::test]

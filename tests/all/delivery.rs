@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use dataflow_testkit::publisher::{publish_all, Collector};
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
-use end_to_end_tests::publisher::{publish_all, Collector};
 use end_to_end_tests::scrape_metrics;
 
 const SETTLE: Duration = Duration::from_secs(90);
@@ -245,7 +245,7 @@ async fn streaming_policy_off_pauses_without_acknowledging_until_it_is_enabled()
     assert_eq!(tally.ingested, published);
 }
 
-fn fault(text: &str) -> dataflow_host::emulator::faults::Fault {
+fn fault(text: &str) -> local_adx::faults::Fault {
     text.parse().unwrap()
 }
 

@@ -4,14 +4,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dataflow_host::config::Authentication;
-use dataflow_host::emulator::EmulatorOptions;
-use dataflow_host::identity::{self, IdentityEndpoints};
-use dataflow_host::pipeline::{self, PipelineOptions, RetryPolicy};
-use dataflow_host::plugin::{Limits, PluginRuntime, PluginSink};
-use dataflow_host::sources::{self, SourceMessage};
+use dataflow_runtime::config::Authentication;
+use dataflow_runtime::identity::{self, IdentityEndpoints};
+use dataflow_runtime::pipeline::{self, PipelineOptions, RetryPolicy};
+use dataflow_runtime::plugin::{Limits, PluginRuntime, PluginSink};
+use dataflow_runtime::sources::{self, SourceMessage};
 use end_to_end_tests::identity_services::IdentityService;
 use end_to_end_tests::{adx_runtime, http_probe_wasm, message, LocalAdx};
+use local_adx::EmulatorOptions;
 
 const TABLE: &str = ".create table t (n: long)";
 const ADMIN: &str = "admin-token";
@@ -26,7 +26,7 @@ async fn endpoint_trusting(service: &IdentityService) -> LocalAdx {
         TABLE,
         true,
         options,
-        dataflow_host::http_client::HttpClient::system(),
+        dataflow_runtime::http_client::HttpClient::system(),
     )
     .await
 }
@@ -293,7 +293,7 @@ async fn a_plugin_cannot_reach_the_identity_service() {
         "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x",
         service.url
     );
-    let tokens = Arc::new(dataflow_host::identity::StaticToken(adx.token.clone()));
+    let tokens = Arc::new(dataflow_runtime::identity::StaticToken(adx.token.clone()));
     let mut sink = runtime
         .open(
             "probe",

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use dataflow_host::pipeline::{self, PipelineOptions};
-use dataflow_host::plugin::{ErrorClass, Limits, PluginRuntime, RejectionKind};
-use dataflow_host::sources::{self, SourceMessage};
+use dataflow_runtime::pipeline::{self, PipelineOptions};
+use dataflow_runtime::plugin::{ErrorClass, Limits, PluginRuntime, RejectionKind};
+use dataflow_runtime::sources::{self, SourceMessage};
 use end_to_end_tests::{adx_runtime, message, LocalAdx};
 use serde_json::{json, Value};
 
@@ -304,7 +304,7 @@ async fn configuration_errors_name_the_field() {
         .open(
             "adx",
             &adx.emulator.url(),
-            std::sync::Arc::new(dataflow_host::identity::StaticToken("t".into())),
+            std::sync::Arc::new(dataflow_runtime::identity::StaticToken("t".into())),
             config,
         )
         .await

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use dataflow_testkit::publisher::publish_all;
 use end_to_end_tests::adx_destination_1_0_wasm;
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
-use end_to_end_tests::publisher::publish_all;
 
 /// The endpoint's configuration, naming a plugin version from the plugin directory.
 fn name_plugin(scenario: &Scenario, version: &str) {

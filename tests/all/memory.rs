@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use dataflow_host::bundled;
-use dataflow_host::plugin::{ArtifactCache, Limits, PluginRuntime};
+use dataflow_runtime::plugin::{ArtifactCache, Limits, PluginRuntime};
 use end_to_end_tests::delivery::{shared_artifact_cache, Scenario, ScenarioOptions};
 
 const MESSAGES: u64 = 100_000;

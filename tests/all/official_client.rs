@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use dataflow_host::pipeline::{self, PipelineOptions};
-use dataflow_host::sources::{self, synthetic};
+use dataflow_runtime::pipeline::{self, PipelineOptions};
+use dataflow_runtime::sources::{self, synthetic};
 use end_to_end_tests::{adx_runtime, LocalAdx, DATABASE};
 use serde_json::Value;
 

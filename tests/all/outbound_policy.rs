@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use dataflow_host::identity::StaticToken;
-use dataflow_host::plugin::{ErrorClass, Limits, PluginRuntime};
+use dataflow_runtime::identity::StaticToken;
+use dataflow_runtime::plugin::{ErrorClass, Limits, PluginRuntime};
 use end_to_end_tests::{adx_runtime, http_probe_wasm, message, LocalAdx};
 
 #[tokio::test]
@@ -126,7 +126,7 @@ async fn a_request_body_past_the_hosts_bound_is_refused_and_never_sent() {
         .await
         .unwrap();
     let before = adx.emulator.requests().len();
-    let limit = dataflow_host::outbound::MAX_REQUEST_BODY_BYTES;
+    let limit = dataflow_runtime::outbound::MAX_REQUEST_BODY_BYTES;
     let mut oversize = message(1, "t", "");
     oversize.payload = vec![b' '; limit + 1];
     let outcome = sink.accept(&[oversize]).await.unwrap();

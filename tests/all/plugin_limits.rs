@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataflow_host::identity::StaticToken;
-use dataflow_host::plugin::{Limits, PluginRuntime};
+use dataflow_runtime::identity::StaticToken;
+use dataflow_runtime::plugin::{Limits, PluginRuntime};
 use end_to_end_tests::{http_probe_wasm, message};
 
 #[tokio::test]
@@ -88,7 +88,7 @@ async fn instances_have_a_memory_cap() {
 /// yields at every epoch tick), and its deadline fires while it computes.
 #[tokio::test(flavor = "current_thread")]
 async fn a_busy_plugin_does_not_hold_the_worker_and_is_stopped_at_its_deadline() {
-    use dataflow_host::plugin::FailureCause;
+    use dataflow_runtime::plugin::FailureCause;
     let limits = Limits {
         call_deadline: Duration::from_secs(2),
         ..Limits::default()

@@ -6,16 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dataflow_host::identity::StaticToken;
-use dataflow_host::metrics::Metrics;
-use dataflow_host::pipeline::{self, Delivery, PipelineOptions};
-use dataflow_host::plugin::{Limits, PluginRuntime};
-use dataflow_host::sources::{self, SourceMessage};
+use dataflow_runtime::identity::StaticToken;
+use dataflow_runtime::metrics::Metrics;
+use dataflow_runtime::pipeline::{self, Delivery, PipelineOptions};
+use dataflow_runtime::plugin::{Limits, PluginRuntime};
+use dataflow_runtime::sources::{self, SourceMessage};
 use end_to_end_tests::{adx_runtime, http_probe_wasm, LocalAdx, DATABASE};
 
 async fn run_misbehaving(
     misbehave: &str,
-) -> (dataflow_host::pipeline::PipelineReport, Vec<u64>, String) {
+) -> (dataflow_runtime::pipeline::PipelineReport, Vec<u64>, String) {
     let adx = LocalAdx::start(".create table t (n: long)", true).await;
     let limits = Limits {
         call_deadline: Duration::from_secs(1),
@@ -83,7 +83,7 @@ fn numbered_messages(count: u64, every: Duration) -> sources::SourceReceiver {
 
 /// Another endpoint of the same process: the ADX plugin into its own table, 100 messages in
 /// batches of 10, one every 30 ms, while the misbehaving plugin runs.
-async fn run_neighbour() -> (dataflow_host::pipeline::PipelineReport, usize) {
+async fn run_neighbour() -> (dataflow_runtime::pipeline::PipelineReport, usize) {
     let table = ".create table t (n: long)";
     let adx = LocalAdx::start(table, true).await;
     let runtime = adx_runtime();

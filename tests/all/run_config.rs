@@ -1,7 +1,15 @@
 //! `dataflow-host run` on the examples' resources, against the local endpoint.
 
-use dataflow_host::run::{self, RunOptions};
-use dataflow_host::sources::synthetic::THERMOSTAT_TABLE;
+use dataflow_runtime::run::{self, RunArgs, RunContext};
+
+/// What `dataflow-host run` gives a run: the bundled plugin for endpoints that name none.
+fn bundled() -> RunContext {
+    RunContext {
+        default_plugin: Some(dataflow_host::bundled::ADX_DESTINATION),
+        ..RunContext::default()
+    }
+}
+use dataflow_runtime::sources::synthetic::THERMOSTAT_TABLE;
 use end_to_end_tests::LocalAdx;
 use serde_json::json;
 
@@ -30,12 +38,15 @@ async fn the_local_example_runs_a_file_into_the_table() {
     )
     .unwrap();
 
-    let report = run::run(&RunOptions {
-        config: vec![dir.clone()],
-        input: Some(input.display().to_string()),
-        dead_letter: Some(dir.join("dead-letter.jsonl")),
-        ..RunOptions::default()
-    })
+    let report = run::run(
+        &RunArgs {
+            config: vec![dir.clone()],
+            input: Some(input.display().to_string()),
+            dead_letter: Some(dir.join("dead-letter.jsonl")),
+            ..RunArgs::default()
+        },
+        bundled(),
+    )
     .await
     .unwrap();
     assert!(report.all_accounted_for(), "{report:?}");
@@ -92,11 +103,14 @@ async fn run_refuses_a_configuration_with_problems_and_lists_them() {
         endpoint.replace("database: telemetry", "database: <your database>"),
     )
     .unwrap();
-    let error = run::run(&RunOptions {
-        config: vec![dir.clone()],
-        input: Some("-".into()),
-        ..RunOptions::default()
-    })
+    let error = run::run(
+        &RunArgs {
+            config: vec![dir.clone()],
+            input: Some("-".into()),
+            ..RunArgs::default()
+        },
+        bundled(),
+    )
     .await
     .unwrap_err()
     .to_string();
@@ -141,21 +155,21 @@ async fn an_endpoint_names_its_plugin_version_from_the_plugin_directory() {
         r#"{"assetName": "t1", "CurrentTemperature": 21.5, "Timestamp": "2026-11-28T10:00:00Z"}"#,
     )
     .unwrap();
-    let options = RunOptions {
+    let options = RunArgs {
         config: vec![dir.join("config")],
         input: Some(input.display().to_string()),
         dead_letter: Some(dir.join("dead-letter.jsonl")),
         plugin_dir: Some(dir.join("plugins")),
         cache_dir: Some(dir.join("cache")),
-        ..RunOptions::default()
+        ..RunArgs::default()
     };
 
     write_config("1.1.0");
-    let report = run::run(&options).await.unwrap();
+    let report = run::run(&options, bundled()).await.unwrap();
     assert_eq!(report.ingested, 1, "{report:?}");
 
     write_config("1.2.0");
-    let error = run::run(&options).await.unwrap_err().to_string();
+    let error = run::run(&options, bundled()).await.unwrap_err().to_string();
     assert!(
         error.contains("plugin adx-destination@1.2.0 is not in")
             && error.ends_with("(available: adx-destination@1.1.0)"),

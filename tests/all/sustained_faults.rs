@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use dataflow_testkit::publisher::{publish_all, Outgoing};
 use end_to_end_tests::campaign::{self, rehearsal_faults, Campaign};
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
-use end_to_end_tests::publisher::{publish_all, Outgoing};
 
 async fn assert_campaign_holds(campaign: &Campaign) -> String {
     let (outcome, scenario) = campaign::run(campaign).await;

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use dataflow_host::emulator::EmulatorOptions;
-use dataflow_host::http_client::HttpClient;
-use dataflow_host::identity::StaticToken;
-use dataflow_host::plugin::ErrorClass;
-use dataflow_host::tls::LoopbackCertificate;
+use dataflow_runtime::http_client::HttpClient;
+use dataflow_runtime::identity::StaticToken;
+use dataflow_runtime::plugin::ErrorClass;
 use end_to_end_tests::{adx_runtime, message, LocalAdx};
+use local_adx::tls::LoopbackCertificate;
+use local_adx::EmulatorOptions;
 
 const TABLE: &str = ".create table t (n: long)";
 

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use dataflow_testkit::publisher::{publish_all, Outgoing};
 use end_to_end_tests::broker::Broker;
 use end_to_end_tests::delivery::{numbered, shared_artifact_cache};
 use end_to_end_tests::host_process::HostProcess;
-use end_to_end_tests::publisher::{publish_all, Outgoing};
 use end_to_end_tests::{adx_destination_1_0_wasm, scrape_metrics, LocalAdx, DATABASE};
 
 const SCHEMA: &str = "n: long, site: string, MqttTopic: string";

@@ -9,10 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use dataflow_host::broker::PacketCounts;
+use dataflow_testkit::broker::PacketCounts;
 
 use crate::delivery::{numbered, Scenario, ScenarioOptions, Tally};
-use crate::publisher::publish_all;
+use dataflow_testkit::publisher::publish_all;
 
 #[derive(Debug, Clone)]
 pub struct Campaign {

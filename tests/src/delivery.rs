@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::broker::Broker;
 use crate::host_process::HostProcess;
-use crate::publisher::Outgoing;
 use crate::{LocalAdx, DATABASE};
+use dataflow_testkit::publisher::Outgoing;
 
 pub const TABLE: &str = "readings";
 const CREATE_TABLE: &str = ".create table readings (n: long, site: string, MqttTopic: string)";

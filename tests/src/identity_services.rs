@@ -18,7 +18,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
-use dataflow_host::emulator::TokenCheck;
+use local_adx::TokenCheck;
 
 /// One request as the identity service received it.
 #[derive(Debug, Clone)]

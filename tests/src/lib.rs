@@ -6,15 +6,14 @@ pub mod campaign;
 pub mod delivery;
 pub mod host_process;
 pub mod identity_services;
-pub mod publisher;
 
 use std::sync::Arc;
 
-use dataflow_host::emulator::{Emulator, EmulatorOptions};
-use dataflow_host::http_client::HttpClient;
-use dataflow_host::identity::StaticToken;
-use dataflow_host::kusto_client::KustoClient;
-use dataflow_host::plugin::{Limits, Message, PluginRuntime, PluginSink};
+use dataflow_runtime::http_client::HttpClient;
+use dataflow_runtime::identity::StaticToken;
+use dataflow_runtime::plugin::{Limits, Message, PluginRuntime, PluginSink};
+use dataflow_testkit::kusto_client::KustoClient;
+use local_adx::{Emulator, EmulatorOptions};
 
 /// The `http-probe` test plugin (tests/fixtures/http-probe).
 pub fn http_probe_wasm() -> Vec<u8> {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::http_client::HttpClient;
+use dataflow_runtime::http_client::HttpClient;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -1,13 +1,16 @@
 //! A local ADX-compatible endpoint on loopback: the REST surface the plugin and users touch
 //! (`/v1/rest/mgmt`, `/v1/rest/query`, `/v2/rest/query`, `/v1/rest/ingest/{db}/{table}`), with bearer-token
 //! checks, gzip, the 4 MB streaming limit, Kusto's parsing rules, status codes and error
-//! bodies. Used embedded by the demo and the tests, or standalone (`dataflow-host emulator`).
+//! bodies. Used embedded by the demo and the tests, or standalone (`dataflow-host emulator`,
+//! or this crate's own `local-adx` binary).
 
 mod cluster;
 pub mod faults;
 pub mod formats;
 mod query;
 mod responses;
+pub mod serve;
+pub mod tls;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -516,4 +519,11 @@ fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+pub(crate) fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

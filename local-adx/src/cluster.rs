@@ -204,7 +204,7 @@ impl Cluster {
             .map_err(|e| KustoFailure::bad_request("BadRequest_InvalidData", e))?;
         let count = rows.len();
         table.rows.extend(rows);
-        let now = crate::sources::now_nanos();
+        let now = crate::now_nanos();
         table.ingested_at.resize(table.rows.len(), now);
         Ok(count)
     }

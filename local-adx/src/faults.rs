@@ -116,7 +116,7 @@ impl Faults {
         Self {
             rules: Mutex::new(rules),
             started: Instant::now(),
-            random: AtomicU64::new(crate::sources::now_nanos() | 1),
+            random: AtomicU64::new(crate::now_nanos() | 1),
             injected: AtomicU64::new(0),
         }
     }

@@ -13,17 +13,17 @@ use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::broker::LocalBroker;
-use crate::config::MqttEndpoint;
-use crate::emulator::{Emulator, EmulatorOptions};
-use crate::http_client::HttpClient;
-use crate::identity::StaticToken;
-use crate::kusto_client::KustoClient;
-use crate::pipeline::{Delivery, PipelineOptions};
-use crate::plugin::PluginRuntime;
-use crate::run;
-use crate::sources::mqtt::{MqttSourceOptions, ProtocolVersion};
-use crate::sources::now_nanos;
+use dataflow_runtime::config::MqttEndpoint;
+use dataflow_runtime::http_client::HttpClient;
+use dataflow_runtime::identity::StaticToken;
+use dataflow_runtime::pipeline::{Delivery, PipelineOptions};
+use dataflow_runtime::plugin::PluginRuntime;
+use dataflow_runtime::run;
+use dataflow_runtime::sources::mqtt::{MqttSourceOptions, ProtocolVersion};
+use dataflow_runtime::sources::now_nanos;
+use dataflow_testkit::broker::LocalBroker;
+use dataflow_testkit::kusto_client::KustoClient;
+use local_adx::{Emulator, EmulatorOptions};
 
 const DATABASE: &str = "bench";
 const TABLE: &str = "latency";

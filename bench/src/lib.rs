@@ -14,11 +14,10 @@ use adx_destination::destination::{Destination, Platform, TransportError};
 use adx_destination::kusto::{HttpRequest, HttpResponse};
 use adx_destination::message::Message as CoreMessage;
 
-use crate::bundled;
-use crate::http_client::Discard;
-use crate::identity::StaticToken;
-use crate::plugin::{ArtifactCache, Limits, Loaded, Message, PluginRuntime};
-use crate::sources::synthetic::{thermostat_message, THERMOSTAT_TABLE};
+use dataflow_runtime::http_client::Discard;
+use dataflow_runtime::identity::StaticToken;
+use dataflow_runtime::plugin::{ArtifactCache, Limits, Loaded, Message, PluginRuntime};
+use dataflow_runtime::sources::synthetic::{thermostat_message, THERMOSTAT_TABLE};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -169,8 +168,9 @@ fn native_destination(config: &[(String, String)]) -> Result<Destination<NativeD
     )?)
 }
 
-pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
-    let base = crate::sources::now_nanos();
+/// Measures `plugin` (the ADX destination component; `dataflow-host` passes its bundled one).
+pub async fn run(options: &BenchOptions, plugin: &[u8]) -> Result<BenchReport> {
+    let base = dataflow_runtime::sources::now_nanos();
     let wasm: Vec<Message> = (0..options.messages as u64)
         .map(|i| thermostat_message(i, base).into_plugin_message(i).0)
         .collect();
@@ -187,8 +187,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
         })
         .collect();
 
-    let runtime = PluginRuntime::new(bundled::ADX_DESTINATION, Limits::default())?
-        .with_transport(Arc::new(Discard));
+    let runtime = PluginRuntime::new(plugin, Limits::default())?.with_transport(Arc::new(Discard));
     let tokens = Arc::new(StaticToken("bench".into()));
     let endpoint = "https://bench.westeurope.kusto.windows.net";
     let mut throughput = Vec::new();
@@ -284,7 +283,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport> {
         call_wasm,
         call_native,
         compile: runtime.load_time,
-        cache_load: measure_cache_load(options.runs)?,
+        cache_load: measure_cache_load(plugin, options.runs)?,
         end_to_end: {
             let (rate, duration) = options.end_to_end;
             end_to_end::measure(&runtime, rate, duration)
@@ -316,17 +315,16 @@ async fn measure_instantiation(
 
 /// Loads the bundled plugin from a fresh artifact cache: once to fill it (a compile), then
 /// `runs` times from it.
-fn measure_cache_load(runs: usize) -> Result<Spread> {
+fn measure_cache_load(plugin: &[u8], runs: usize) -> Result<Spread> {
     let dir = std::env::temp_dir().join(format!("bench-artifacts-{}", std::process::id()));
     let cache = ArtifactCache::new(&dir);
-    let first = PluginRuntime::load(bundled::ADX_DESTINATION, Limits::default(), Some(&cache))?;
+    let first = PluginRuntime::load(plugin, Limits::default(), Some(&cache))?;
     if first.loaded != Loaded::Compiled {
         bail!("a fresh cache held the plugin already");
     }
     let mut loads = Vec::new();
     for _ in 0..runs.max(3) {
-        let runtime =
-            PluginRuntime::load(bundled::ADX_DESTINATION, Limits::default(), Some(&cache))?;
+        let runtime = PluginRuntime::load(plugin, Limits::default(), Some(&cache))?;
         if runtime.loaded != Loaded::FromCache {
             bail!("the artifact cache missed");
         }

@@ -1,0 +1,546 @@
+//! `dataflow-host run`: a dataflow of a set of YAML resources, its Azure Data Explorer
+//! destination in its plugin, fed from its MQTT topics (or a JSON Lines file).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::config::{Deployment, DestinationPlan, MqttEndpoint};
+use crate::dead_letter::{DeadLetterSink, MqttDeadLetters};
+use crate::http_client::{HttpClient, Transport};
+use crate::identity::{self, IdentityEndpoints};
+use crate::metrics::{Metrics, Registry};
+use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
+use crate::plugin::{directory, ArtifactCache, Limits, Loaded, PluginRuntime, PluginSink};
+use crate::progress::Progress;
+use crate::sources::mqtt::{self, MqttSourceOptions, ProtocolVersion};
+use crate::sources::{self, jsonl};
+
+/// The `run` subcommand's arguments (doc comments are its help).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// YAML files, or directories of them.
+    #[arg(long, required = true, num_args = 1..)]
+    pub config: Vec<PathBuf>,
+    /// JSON Lines to feed the dataflow (`-` for standard input); without it the dataflow
+    /// reads its MQTT topics.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Which dataflow, when the configuration holds several.
+    #[arg(long)]
+    pub dataflow: Option<String>,
+    /// A PEM file of CA certificates to trust besides the system's.
+    #[arg(long)]
+    pub trust_ca: Option<PathBuf>,
+    /// The broker behind the built-in `default` endpoint.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: Option<String>,
+    /// This host's name when several share one subscription (part of the MQTT client
+    /// id: keep it across restarts, so the broker resumes the session).
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// JSON Lines file for rejected messages [default: <dataflow>.dead-letter.jsonl].
+    #[arg(long)]
+    pub dead_letter: Option<PathBuf>,
+    /// Publish rejected messages to this topic on the source's broker instead (QoS 1; a
+    /// message is acknowledged once the broker confirmed its dead letter to a subscriber).
+    #[arg(long, conflicts_with = "dead_letter")]
+    pub dead_letter_topic: Option<String>,
+    /// Where compiled plugins are kept between runs [default: ~/.cache/dataflow-host/components].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Where plugins named `name@version` (the endpoint's `dataflow-host/plugin`
+    /// annotation) are found, as <dir>/<name>/<version>.wasm [default: plugins].
+    #[arg(long)]
+    pub plugin_dir: Option<PathBuf>,
+    /// The MQTT version spoken to the broker: 5, or 3.1.1 for brokers without MQTT 5.
+    #[arg(long, default_value = "5")]
+    pub mqtt_version: ProtocolVersion,
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// What the caller gives a run besides its arguments.
+#[derive(Clone, Default)]
+pub struct RunContext {
+    /// Set to `true` to stop: stop reading, deliver what was taken, acknowledge, return.
+    pub shutdown: Option<watch::Receiver<bool>>,
+    /// Probing interval while an endpoint is paused by a permanent error.
+    pub pause: Option<RetryPolicy>,
+    /// The plugin of endpoints that name none (`dataflow-host` bundles the ADX destination).
+    pub default_plugin: Option<&'static [u8]>,
+}
+
+/// The broker of the built-in `default` endpoint when none is given.
+pub const DEFAULT_BROKER: &str = "localhost:1883";
+
+/// Loads and checks the configuration; the error lists every problem, one per line.
+pub fn load(paths: &[PathBuf]) -> Result<Deployment> {
+    Deployment::load(paths).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow!(
+            "{} problem(s) in the configuration:\n{}",
+            problems.len(),
+            lines.join("\n")
+        )
+    })
+}
+
+/// Where a dataflow's messages come from.
+enum Source {
+    Mqtt(MqttSourceOptions),
+    /// JSON Lines from a file (or `-`, standard input).
+    JsonLines(String),
+}
+
+/// Runs every dataflow of the configuration that writes to Azure Data Explorer, or only the
+/// one `--dataflow` names, side by side in this process, each with its own plugin (its own
+/// version), source, dead letters and pipeline. They are supervised as a set: the first to
+/// fail is reported at once and the others are told to stop (they deliver and acknowledge
+/// what they took, then return). The configuration is read once. Reports come back in the
+/// configuration's order.
+pub async fn run_all(args: &RunArgs, context: RunContext) -> Result<Vec<(String, PipelineReport)>> {
+    let deployment = Arc::new(load(&args.config)?);
+    let plans = deployment.destination_plans();
+    let chosen: Vec<DestinationPlan> = match args.dataflow.as_deref() {
+        Some(name) => vec![choose(&plans, Some(name))?.clone()],
+        None if plans.is_empty() => bail!("no Dataflow writes to a DataExplorer endpoint"),
+        None => plans.clone(),
+    };
+    let names: Vec<String> = chosen.iter().map(|p| p.dataflow.name.clone()).collect();
+    let several = names.len() > 1;
+    if several {
+        for (given, option) in [
+            (args.input.is_some(), "--input"),
+            (args.dead_letter.is_some(), "--dead-letter"),
+        ] {
+            if given {
+                bail!(
+                    "{option} is for one dataflow, and the configuration has {} ({}): choose one with --dataflow",
+                    names.len(),
+                    names.join(", ")
+                );
+            }
+        }
+        tracing::info!("running {} dataflows: {}", names.len(), names.join(", "));
+    }
+    let registry = match args.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
+    let plugins = Arc::new(Plugins::new(args, context.default_plugin)?);
+    // Shared cancellation: the caller's shutdown, or a dataflow of the set failing.
+    let (cancel, cancelled) = watch::channel(false);
+    if let Some(mut shutdown) = context.shutdown.clone() {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+            let _ = cancel.send(true);
+        });
+    }
+    let mut reloads = Vec::new();
+    let mut set = JoinSet::new();
+    for (index, plan) in chosen.into_iter().enumerate() {
+        let metrics = Metrics::new(
+            &plan.dataflow.destination_endpoint,
+            &plan.dataflow.data_destination,
+        );
+        if let Some(registry) = &registry {
+            registry.add(metrics.clone());
+        }
+        let opener = Arc::new(SinkOpener {
+            plugins: plugins.clone(),
+            metrics: metrics.clone(),
+        });
+        let (swap, swaps) = mpsc::channel(1);
+        reloads.push((plan.dataflow.name.clone(), opener.clone(), swap));
+        let dataflow = Dataflow {
+            plan,
+            deployment: deployment.clone(),
+            args: args.clone(),
+            metrics,
+            opener,
+            labelled: several || args.dataflow.is_some(),
+        };
+        let (shutdown, pause) = (cancelled.clone(), context.pause.clone());
+        set.spawn(async move { (index, dataflow.run(shutdown, swaps, pause).await) });
+    }
+    reload_on_hangup(args.config.clone(), reloads);
+    let mut results: Vec<Option<Result<PipelineReport>>> = names.iter().map(|_| None).collect();
+    let mut failed = None;
+    while let Some(joined) = set.join_next().await {
+        let (index, result) = joined.context("a dataflow's task")?;
+        if let (Err(e), None) = (&result, failed) {
+            if several {
+                tracing::error!(
+                    "dataflow {} failed: {e:#}; the other dataflows stop",
+                    names[index]
+                );
+            }
+            let _ = cancel.send(true);
+            failed = Some(index);
+        }
+        results[index] = Some(result);
+    }
+    if let Some(index) = failed {
+        let error = results[index].take().expect("joined").unwrap_err();
+        return Err(if several {
+            error.context(format!("dataflow {}", names[index]))
+        } else {
+            error
+        });
+    }
+    Ok(names
+        .into_iter()
+        .zip(results)
+        .map(|(name, result)| (name, result.expect("joined").expect("no failure")))
+        .collect())
+}
+
+/// Runs the one dataflow of the configuration (or the one `--dataflow` names).
+pub async fn run(args: &RunArgs, context: RunContext) -> Result<PipelineReport> {
+    let mut reports = run_all(args, context).await?;
+    match reports.len() {
+        1 => Ok(reports.remove(0).1),
+        _ => bail!(
+            "several dataflows write to Azure Data Explorer ({}); choose one with --dataflow",
+            reports
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// One dataflow of a run, with what it needs to start.
+struct Dataflow {
+    plan: DestinationPlan,
+    deployment: Arc<Deployment>,
+    args: RunArgs,
+    metrics: Arc<Metrics>,
+    opener: Arc<SinkOpener>,
+    /// Whether its progress line names it (when the host runs several).
+    labelled: bool,
+}
+
+impl Dataflow {
+    /// Opens its plugin, source and dead letters, and runs its pipeline until `shutdown`
+    /// (the run's shared cancellation), swapping in each plugin `swaps` brings.
+    async fn run(
+        self,
+        shutdown: watch::Receiver<bool>,
+        swaps: mpsc::Receiver<PluginSink>,
+        pause: Option<RetryPolicy>,
+    ) -> Result<PipelineReport> {
+        let Self {
+            plan,
+            deployment,
+            args,
+            metrics,
+            opener,
+            labelled,
+        } = self;
+        let mut sink = opener.open(&plan).await?;
+        let source = match &args.input {
+            Some(input) if args.dead_letter_topic.is_none() => Source::JsonLines(input.clone()),
+            _ => Source::Mqtt(mqtt_source(&plan, &deployment, &args)?),
+        };
+        let dead_letters = match (&args.dead_letter_topic, &source) {
+            (Some(topic), Source::Mqtt(mqtt)) => {
+                if topic.is_empty() || topic.contains(['+', '#']) {
+                    bail!("--dead-letter-topic: `{topic}` is not a topic name (no wildcards)");
+                }
+                DeadLetterSink::Mqtt(MqttDeadLetters::start(
+                    &mqtt.endpoint,
+                    format!("{}-dead-letters", mqtt.client_id),
+                    topic.clone(),
+                ))
+            }
+            _ => {
+                let path = args.dead_letter.clone().unwrap_or_else(|| {
+                    PathBuf::from(format!("{}.dead-letter.jsonl", plan.dataflow.name))
+                });
+                DeadLetterSink::json_lines(&path).await?
+            }
+        };
+        tracing::info!(
+            "dataflow {}: into {} {}.{}; rejected messages go to {}",
+            plan.dataflow.name,
+            plan.endpoint.host,
+            plan.endpoint.database,
+            plan.dataflow.data_destination,
+            dead_letters.describe()
+        );
+        let mut pipeline_options = PipelineOptions::default();
+        if let Some(pause) = pause {
+            pipeline_options.pause = pause;
+        }
+        let delivery = Delivery {
+            acknowledger: None,
+            metrics: Some(metrics.clone()),
+            dead_letters,
+            shutdown: Some(shutdown),
+            swaps: Some(swaps),
+        };
+        let label = match labelled {
+            true => format!("progress {}", plan.dataflow.name),
+            false => "progress".to_string(),
+        };
+        match source {
+            Source::JsonLines(input) => {
+                let (sender, receiver) = sources::channel();
+                // Lines from a file carry the file's path as their topic (there is no MQTT topic).
+                let producer =
+                    tokio::spawn(async move { jsonl::read_path(&input, &input, sender).await });
+                let progress = Progress::start(&label, metrics);
+                let report =
+                    pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
+                progress.finish().await;
+                let report = report?;
+                producer.abort();
+                if let Ok(result) = producer.await {
+                    result?;
+                }
+                Ok(report)
+            }
+            Source::Mqtt(mqtt) => {
+                tracing::info!(
+                    "reading {} from the MQTT broker at {}:{} as client `{}`, at most {} message(s) in flight",
+                    plan.dataflow.data_sources.join(", "),
+                    mqtt.endpoint.host,
+                    mqtt.endpoint.port,
+                    mqtt.client_id,
+                    mqtt.window()
+                );
+                let progress = Progress::start(&label, metrics);
+                let report = from_mqtt(&mut sink, &mqtt, delivery, pipeline_options).await;
+                progress.finish().await;
+                report
+            }
+        }
+    }
+}
+
+/// Feeds `sink` from an MQTT source until `delivery.shutdown`; the source's in-flight bound
+/// is the pipeline's, and each message is acknowledged to the broker once settled.
+pub async fn from_mqtt(
+    sink: &mut PluginSink,
+    source_options: &MqttSourceOptions,
+    mut delivery: Delivery,
+    mut pipeline_options: PipelineOptions,
+) -> Result<PipelineReport> {
+    pipeline_options.max_in_flight = source_options.window();
+    pipeline_options.flush_when_idle = source_options.flush_when_idle();
+    let (sender, receiver) = sources::unbounded_channel();
+    let (source, acknowledger) = mqtt::start(source_options, sender);
+    if let Some(metrics) = &delivery.metrics {
+        metrics.watch_mqtt(source.counters.clone());
+    }
+    delivery.acknowledger = Some(acknowledger);
+    let report = pipeline::run_with(sink, receiver, delivery, &pipeline_options).await;
+    let counters = source.counters.clone();
+    source.stop().await?;
+    let mut report = report?;
+    report.mqtt = Some(counters.totals());
+    Ok(report)
+}
+
+/// Where a run's plugins come from and go through, shared by its dataflows.
+struct Plugins {
+    transport: Arc<dyn Transport>,
+    cache: Option<ArtifactCache>,
+    dir: PathBuf,
+    default: Option<&'static [u8]>,
+}
+
+impl Plugins {
+    fn new(args: &RunArgs, default: Option<&'static [u8]>) -> Result<Self> {
+        let client = match &args.trust_ca {
+            Some(path) => {
+                let pem = crate::files::read_regular(path, crate::files::MAX_PEM_BYTES)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                HttpClient::trusting(&pem)?
+            }
+            None => HttpClient::system(),
+        };
+        Ok(Self {
+            transport: Arc::new(client),
+            cache: match &args.cache_dir {
+                Some(dir) => Some(ArtifactCache::new(dir)),
+                None => ArtifactCache::default_location(),
+            },
+            dir: args
+                .plugin_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(directory::DEFAULT_PLUGIN_DIR)),
+            default,
+        })
+    }
+}
+
+/// Opens a dataflow's plugin sink from its plan: at the start, and for each live swap.
+struct SinkOpener {
+    plugins: Arc<Plugins>,
+    metrics: Arc<Metrics>,
+}
+
+impl SinkOpener {
+    async fn open(&self, plan: &DestinationPlan) -> Result<PluginSink> {
+        let tokens = identity::provider_for(
+            &plan.endpoint.authentication,
+            &IdentityEndpoints::from_env(),
+        )?;
+        self.metrics.watch_tokens(tokens.clone());
+        let plugins = &self.plugins;
+        let (wasm, name) = match (&plan.endpoint.plugin, plugins.default) {
+            (Some(reference), _) => {
+                let path = directory::resolve(reference, &plugins.dir)?;
+                tracing::info!("plugin {reference}: {}", path.display());
+                let wasm = crate::files::read_regular(&path, crate::files::MAX_PLUGIN_BYTES)
+                    .with_context(|| format!("reading the plugin {}", path.display()))?;
+                (wasm, reference.clone())
+            }
+            (None, Some(default)) => (default.to_vec(), "the bundled ADX destination".to_string()),
+            (None, None) => bail!(
+                "endpoint {} names no plugin (annotation {}) and this host bundles none",
+                plan.dataflow.destination_endpoint,
+                crate::config::PLUGIN_ANNOTATION
+            ),
+        };
+        let runtime = PluginRuntime::load(&wasm, Limits::default(), plugins.cache.as_ref())?
+            .with_transport(plugins.transport.clone())
+            .with_observer(self.metrics.clone());
+        let how = match runtime.loaded {
+            Loaded::Compiled => "compiled",
+            Loaded::FromCache => "loaded from the artifact cache",
+        };
+        tracing::info!(
+            "plugin {name} {how} in {:.1} ms (contract {})",
+            runtime.load_time.as_secs_f64() * 1e3,
+            runtime.contract
+        );
+        runtime
+            .open(
+                &plan.dataflow.name,
+                &plan.endpoint.host,
+                tokens,
+                plan.plugin_config.clone(),
+            )
+            .await
+    }
+}
+
+/// On each SIGHUP: the configuration is read again, once, and each dataflow's plugin (its
+/// version, its settings) opened anew; its pipeline swaps it in. A configuration that does
+/// not load, or a plugin that does not open, leaves the running plugin in place.
+fn reload_on_hangup(
+    paths: Vec<PathBuf>,
+    dataflows: Vec<(String, Arc<SinkOpener>, mpsc::Sender<PluginSink>)>,
+) {
+    // Registered now, before the task runs: until then a SIGHUP would end the process.
+    let hangups = signal(SignalKind::hangup());
+    tokio::spawn(async move {
+        let Ok(mut hangups) = hangups else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reading the configuration again for a live swap");
+            let deployment = match load(&paths) {
+                Ok(deployment) => deployment,
+                Err(e) => {
+                    tracing::error!("the reload failed, the running plugins stay: {e:#}");
+                    continue;
+                }
+            };
+            let plans = deployment.destination_plans();
+            for (name, opener, swaps) in &dataflows {
+                let reopened = async { opener.open(choose(&plans, Some(name))?).await };
+                match reopened.await {
+                    Ok(sink) => {
+                        if swaps.send(sink).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::error!(
+                        "dataflow {name}: the reload failed, the running plugin stays: {e:#}"
+                    ),
+                }
+            }
+        }
+    });
+}
+
+/// The MQTT source of a dataflow: its endpoint (or the `default` broker) and a client id
+/// that stays the same across restarts, so the broker keeps the session.
+fn mqtt_source(
+    plan: &DestinationPlan,
+    deployment: &Deployment,
+    options: &RunArgs,
+) -> Result<MqttSourceOptions> {
+    let dataflow = &plan.dataflow;
+    let endpoint = match &plan.source {
+        Some(endpoint) => endpoint.clone(),
+        None => match deployment.endpoint(&dataflow.source_endpoint) {
+            Some(other) => bail!(
+                "dataflow {} reads from endpoint `{}`, which is not an MQTT broker: this host reads MQTT sources (or a file, with --input)",
+                dataflow.name,
+                other.name
+            ),
+            None => {
+                let address = options.broker.as_deref().unwrap_or(DEFAULT_BROKER);
+                MqttEndpoint::at(address).map_err(|e| anyhow!("--broker: {e}"))?
+            }
+        },
+    };
+    let prefix = endpoint
+        .client_id_prefix
+        .clone()
+        .unwrap_or_else(|| "dataflow-host-".to_string());
+    let instance = options.instance.as_deref().unwrap_or("0");
+    Ok(MqttSourceOptions {
+        client_id: format!("{prefix}{}-{instance}", dataflow.name),
+        endpoint,
+        filters: dataflow.data_sources.clone(),
+        version: options.mqtt_version,
+    })
+}
+
+/// Serves `/metrics` at `addr` for the dataflows added to the returned registry.
+async fn serve_metrics(addr: SocketAddr) -> Result<Arc<Registry>> {
+    let registry = Arc::new(Registry::default());
+    let (bound, _server) = crate::metrics::serve(addr, registry.clone()).await?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    Ok(registry)
+}
+
+fn choose<'a>(plans: &'a [DestinationPlan], name: Option<&str>) -> Result<&'a DestinationPlan> {
+    let names: Vec<&str> = plans.iter().map(|p| p.dataflow.name.as_str()).collect();
+    match (name, plans) {
+        (_, []) => bail!("no Dataflow writes to a DataExplorer endpoint"),
+        (None, [only]) => Ok(only),
+        (None, _) => bail!(
+            "several dataflows write to Azure Data Explorer ({}); choose one with --dataflow",
+            names.join(", ")
+        ),
+        (Some(name), _) => plans
+            .iter()
+            .find(|p| p.dataflow.name == name)
+            .ok_or_else(|| {
+                anyhow!(
+                    "no dataflow `{name}` writes to Azure Data Explorer (these do: {})",
+                    names.join(", ")
+                )
+            }),
+    }
+}
