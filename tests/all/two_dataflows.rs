@@ -174,3 +174,55 @@ spec:
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The dataflows of a run are supervised as a set: when one fails (here its plugin version
+/// is not in the plugin directory), the failure is reported at once, naming it, and the
+/// others are stopped, instead of the run waiting on a dataflow that would read forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataflow_that_fails_stops_the_set_and_is_named() {
+    use dataflow_runtime::run::{self, RunArgs, RunContext};
+    let dir = std::env::temp_dir().join(format!("failing-dataflow-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::create_dir_all(dir.join("plugins/adx-destination")).unwrap();
+    let broker = Broker::start(&dir).unwrap();
+    let adx = LocalAdx::start(&format!(".create table readings ({SCHEMA})"), true).await;
+    let config = [
+        adx.endpoint_yaml("adx-a", None, 1, 100),
+        adx.endpoint_yaml("adx-b", Some("adx-destination@9.9.9"), 1, 100),
+        format!(
+            "apiVersion: connectivity.iotoperations.azure.com/v1\nkind: DataflowEndpoint\nmetadata:\n  name: plant-broker\nspec:\n  endpointType: Mqtt\n  mqttSettings:\n    host: {}\n    tls:\n      mode: Disabled\n",
+            broker.address()
+        ),
+        dataflow("readings", "readings/#", "adx-a", "readings"),
+        dataflow("alerts", "alerts/#", "adx-b", "alerts"),
+    ]
+    .join("---\n");
+    std::fs::write(dir.join("config/dataflows.yaml"), config).unwrap();
+    let args = RunArgs {
+        config: vec![dir.join("config")],
+        plugin_dir: Some(dir.join("plugins")),
+        cache_dir: Some(shared_artifact_cache()),
+        ..RunArgs::default()
+    };
+    let context = RunContext {
+        default_plugin: Some(dataflow_host::bundled::ADX_DESTINATION),
+        ..RunContext::default()
+    };
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(60), run::run_all(&args, context))
+        .await
+        .expect("the set stops when one of its dataflows fails");
+    let error = format!("{:#}", result.unwrap_err());
+    assert!(
+        error.starts_with("dataflow alerts: ")
+            && error.contains("plugin adx-destination@9.9.9 is not in"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
