@@ -1,6 +1,6 @@
 //! The command line: `dataflow-host demo | validate | run | bench | plugin | emulator`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -184,89 +184,95 @@ async fn execute(command: Command) -> Result<()> {
             println!("{}", report.render());
             Ok(())
         }
-        Command::Validate { paths } => {
-            let deployment = run::load(&paths)?;
-            println!(
-                "valid: {} endpoint(s), {} dataflow(s), {} table(s)",
-                deployment.endpoints.len(),
-                deployment.dataflows.len(),
-                deployment.tables.len()
-            );
-            Ok(())
-        }
-        Command::Run(args) => {
-            let context = RunContext {
-                shutdown: Some(shutdown_on_signals()?),
-                pause: None,
-                default_plugin: Some(crate::bundled::ADX_DESTINATION),
-            };
-            let reports = run::run_all(&args, context).await?;
-            let several = reports.len() > 1;
-            for (name, report) in &reports {
-                if several {
-                    println!("dataflow {name}:");
-                }
-                for line in report.summary() {
-                    println!("{}{line}", if several { "  " } else { "" });
-                }
-            }
-            if let Some(bytes) = dataflow_runtime::metrics::peak_resident_bytes() {
-                println!("peak memory        {:.1} MB resident", bytes as f64 / 1e6);
-            }
-            for (name, report) in &reports {
-                if !report.all_accounted_for() {
-                    anyhow::bail!(
-                        "dataflow {name}: some messages were neither ingested nor rejected: {:?}",
-                        report.failure
-                    );
-                }
-            }
-            Ok(())
-        }
+        Command::Validate { paths } => validate(&paths),
+        Command::Run(args) => run_dataflows(&args).await,
         Command::Plugin {
             command: PluginCommand::Inspect { file },
-        } => {
-            let (name, wasm) = match &file {
-                Some(path) => (
-                    path.display().to_string(),
-                    dataflow_runtime::files::read_regular(
-                        path,
-                        dataflow_runtime::files::MAX_PLUGIN_BYTES,
-                    )
-                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
-                ),
-                None => (
-                    "the bundled ADX destination".to_string(),
-                    crate::bundled::ADX_DESTINATION.to_vec(),
-                ),
-            };
-            let (summary, runs) = dataflow_runtime::plugin::inspect(&wasm)?;
-            println!("component  {name} ({} bytes)", wasm.len());
-            let contract = summary.contract.map_or("none".to_string(), |v| {
-                format!("{}@{v}", dataflow_contract::version::DESTINATION_INTERFACE)
-            });
-            println!("contract   {contract}");
-            println!("exports    {}", summary.exports.join("\n           "));
-            println!("imports    {}", summary.imports.join("\n           "));
-            let host = dataflow_contract::version::NEWEST;
-            match (runs, summary.contract) {
-                (Ok(bindings), Some(declared)) => {
-                    let calls = match bindings.minor {
-                        0 => "accept (a list of messages, 1.0)",
-                        1 => "accept-batch (packed batches, since 1.1)",
-                        _ => "accept-batch-classified (packed batches, rejections with their kind, since 1.2)",
-                    };
-                    println!("messages   {calls}");
-                    println!("runs here  yes (plugin contract {declared}, host contract {host})");
-                    Ok(())
-                }
-                (Ok(_), None) => unreachable!("a component runs only with a contract version"),
-                (Err(e), _) => {
-                    println!("runs here  no: {e:#}");
-                    std::process::exit(1);
-                }
-            }
-        }
+        } => inspect(file.as_deref()),
         Command::Emulator(args) => local_adx::serve::serve(args).await,
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> Result<()> {
+    let deployment = run::load(paths)?;
+    println!(
+        "valid: {} endpoint(s), {} dataflow(s), {} table(s)",
+        deployment.endpoints.len(),
+        deployment.dataflows.len(),
+        deployment.tables.len()
+    );
+    Ok(())
+}
+
+/// `run`: every dataflow until a signal, then each one's summary; fails when a message
+/// was neither ingested nor rejected.
+async fn run_dataflows(args: &RunArgs) -> Result<()> {
+    let context = RunContext {
+        shutdown: Some(shutdown_on_signals()?),
+        pause: None,
+        default_plugin: Some(crate::bundled::ADX_DESTINATION),
+    };
+    let reports = run::run_all(args, context).await?;
+    let several = reports.len() > 1;
+    for (name, report) in &reports {
+        if several {
+            println!("dataflow {name}:");
+        }
+        for line in report.summary() {
+            println!("{}{line}", if several { "  " } else { "" });
+        }
+    }
+    if let Some(bytes) = dataflow_runtime::metrics::peak_resident_bytes() {
+        println!("peak memory        {:.1} MB resident", bytes as f64 / 1e6);
+    }
+    for (name, report) in &reports {
+        if !report.all_accounted_for() {
+            anyhow::bail!(
+                "dataflow {name}: some messages were neither ingested nor rejected: {:?}",
+                report.failure
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `plugin inspect`: what a component is and whether this host runs it (exit 1 if not).
+fn inspect(file: Option<&Path>) -> Result<()> {
+    let (name, wasm) = match file {
+        Some(path) => (
+            path.display().to_string(),
+            dataflow_runtime::files::read_regular(path, dataflow_runtime::files::MAX_PLUGIN_BYTES)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        ),
+        None => (
+            "the bundled ADX destination".to_string(),
+            crate::bundled::ADX_DESTINATION.to_vec(),
+        ),
+    };
+    let (summary, runs) = dataflow_runtime::plugin::inspect(&wasm)?;
+    println!("component  {name} ({} bytes)", wasm.len());
+    let contract = summary.contract.map_or("none".to_string(), |v| {
+        format!("{}@{v}", dataflow_contract::version::DESTINATION_INTERFACE)
+    });
+    println!("contract   {contract}");
+    println!("exports    {}", summary.exports.join("\n           "));
+    println!("imports    {}", summary.imports.join("\n           "));
+    let host = dataflow_contract::version::NEWEST;
+    match (runs, summary.contract) {
+        (Ok(bindings), Some(declared)) => {
+            let calls = match bindings.minor {
+                0 => "accept (a list of messages, 1.0)",
+                1 => "accept-batch (packed batches, since 1.1)",
+                _ => "accept-batch-classified (packed batches, rejections with their kind, since 1.2)",
+            };
+            println!("messages   {calls}");
+            println!("runs here  yes (plugin contract {declared}, host contract {host})");
+            Ok(())
+        }
+        (Ok(_), None) => unreachable!("a component runs only with a contract version"),
+        (Err(e), _) => {
+            println!("runs here  no: {e:#}");
+            std::process::exit(1);
+        }
     }
 }

@@ -240,9 +240,9 @@ pub async fn run_with(
         let room = options.max_in_flight.saturating_sub(run.ledger.in_flight());
         if room == 0 {
             let outcome = run.call(sink, Then::Flush).await?;
-            match run.settle(sink, outcome).await? {
-                Settled::Clear | Settled::Interrupted => continue,
-                Settled::Stop(reason) => break Some(reason),
+            match run.settle(sink, outcome).await?.stop_reason() {
+                Some(reason) => break Some(reason),
+                None => continue,
             }
         }
         let due = if run.ledger.unsettled() == 0 {
@@ -252,9 +252,9 @@ pub async fn run_with(
                 Ok(due) => due,
                 Err(error) => {
                     let outcome = run.recover(sink, error.into(), Then::Flush).await?;
-                    match run.settle(sink, outcome).await? {
-                        Settled::Clear | Settled::Interrupted => continue,
-                        Settled::Stop(reason) => break Some(reason),
+                    match run.settle(sink, outcome).await?.stop_reason() {
+                        Some(reason) => break Some(reason),
+                        None => continue,
                     }
                 }
             };
@@ -307,9 +307,8 @@ pub async fn run_with(
             }
             _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => run.call(sink, Then::Flush).await?,
             Some(next) = next_swap(&mut swaps) => {
-                match run.swap(sink, next).await? {
-                    Settled::Stop(reason) => break Some(reason),
-                    Settled::Clear | Settled::Interrupted => {}
+                if let Some(reason) = run.swap(sink, next).await?.stop_reason() {
+                    break Some(reason);
                 }
                 swapped += 1;
                 match run.feed_unsettled(sink).await {
@@ -319,9 +318,8 @@ pub async fn run_with(
             }
             _ = run.shutdown.requested() => continue,
         };
-        match run.settle(sink, outcome).await? {
-            Settled::Clear | Settled::Interrupted => {}
-            Settled::Stop(reason) => break Some(reason),
+        if let Some(reason) = run.settle(sink, outcome).await?.stop_reason() {
+            break Some(reason);
         }
     };
 
@@ -330,7 +328,7 @@ pub async fn run_with(
     if stopped.is_none() {
         run.shutdown.start_grace();
         let outcome = run.call(sink, Then::Close).await?;
-        if let Settled::Stop(reason) = run.settle(sink, outcome).await? {
+        if let Some(reason) = run.settle(sink, outcome).await?.stop_reason() {
             stopped = Some(reason);
         } else if run.ledger.unsettled() > 0 {
             stopped = Some(format!(
@@ -417,6 +415,17 @@ enum Settled {
     Interrupted,
     /// The pipeline cannot go on.
     Stop(String),
+}
+
+impl Settled {
+    /// Why the pipeline stops, if it does; the loop goes on otherwise (after a shutdown
+    /// request too: the loop's own check ends it).
+    fn stop_reason(self) -> Option<String> {
+        match self {
+            Self::Stop(reason) => Some(reason),
+            Self::Clear | Self::Interrupted => None,
+        }
+    }
 }
 
 struct Run<'a> {

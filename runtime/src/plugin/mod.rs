@@ -209,6 +209,7 @@ impl Opening {
             runtime.limits.max_memory_bytes,
         );
         let logs = state.logs();
+        let reached_cap = state.limits.reached_cap.clone();
         let mut store = Store::new(runtime.pre.component().engine(), state);
         store.limiter(|s| &mut s.limits);
         // At every tick a running plugin hands the worker back to the executor; the deadline
@@ -234,6 +235,7 @@ impl Opening {
             call_deadline: deadline,
             instantiate_time,
             logs,
+            reached_cap,
         })
     }
 }
@@ -246,6 +248,8 @@ struct Instance {
     call_deadline: Duration,
     instantiate_time: Duration,
     logs: state::LogBuffer,
+    /// Whether the instance asked for memory past its cap (the store's limiter sets it).
+    reached_cap: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One open sink of a plugin, in an instance that `restart` can replace.
@@ -281,72 +285,58 @@ impl PluginSink {
     }
 
     pub async fn accept(&mut self, messages: &[Message]) -> Result<Outcome, PluginFailure> {
-        let Instance {
-            store,
-            plugin,
-            sink,
-            call_deadline,
-            ..
-        } = &mut self.instance;
-        let result = within(*call_deadline, plugin.accept(store, *sink, messages)).await;
-        self.instance.failed(result)
+        self.instance
+            .call(|plugin, store, sink| Box::pin(plugin.accept(store, sink, messages)))
+            .await
     }
 
     pub async fn next_flush_due(&mut self) -> Result<Option<Duration>, PluginFailure> {
-        let Instance {
-            store,
-            plugin,
-            sink,
-            call_deadline,
-            ..
-        } = &mut self.instance;
-        let result = within(*call_deadline, plugin.next_flush_due_ms(store, *sink)).await;
-        Ok(self.instance.failed(result)?.map(Duration::from_millis))
+        let ms = self
+            .instance
+            .call(|plugin, store, sink| Box::pin(plugin.next_flush_due_ms(store, sink)))
+            .await?;
+        Ok(ms.map(Duration::from_millis))
     }
 
     pub async fn flush(&mut self) -> Result<Outcome, PluginFailure> {
-        let Instance {
-            store,
-            plugin,
-            sink,
-            call_deadline,
-            ..
-        } = &mut self.instance;
-        let result = within(*call_deadline, plugin.flush(store, *sink)).await;
-        self.instance.failed(result)
+        self.instance
+            .call(|plugin, store, sink| Box::pin(plugin.flush(store, sink)))
+            .await
     }
 
     pub async fn close(&mut self) -> Result<Outcome, PluginFailure> {
-        let Instance {
-            store,
-            plugin,
-            sink,
-            call_deadline,
-            ..
-        } = &mut self.instance;
-        let result = within(*call_deadline, plugin.close(store, *sink)).await;
-        self.instance.failed(result)
+        self.instance
+            .call(|plugin, store, sink| Box::pin(plugin.close(store, sink)))
+            .await
     }
 
     pub async fn statistics(&mut self) -> Result<Statistics, PluginFailure> {
-        let Instance {
-            store,
-            plugin,
-            sink,
-            call_deadline,
-            ..
-        } = &mut self.instance;
-        let result = within(*call_deadline, plugin.statistics(store, *sink)).await;
-        self.instance.failed(result)
+        self.instance
+            .call(|plugin, store, sink| Box::pin(plugin.statistics(store, sink)))
+            .await
     }
 }
 
+/// A call into the plugin, as the bindings return it.
+type Call<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<T>> + Send + 'a>>;
+
 impl Instance {
-    /// A failed call's cause, from what the store saw and the error's type.
-    fn failed<T>(&self, result: Result<T>) -> Result<T, PluginFailure> {
+    /// Makes one call within the deadline; a failure comes back with its cause, from what
+    /// the store saw and the error's type.
+    async fn call<'a, T>(
+        &'a mut self,
+        call: impl FnOnce(&'a Plugin, &'a mut Store<PluginState>, ResourceAny) -> Call<'a, T>,
+    ) -> Result<T, PluginFailure> {
+        let reached_cap = self.reached_cap.clone();
+        let result = within(
+            self.call_deadline,
+            call(&self.plugin, &mut self.store, self.sink),
+        )
+        .await;
         result.map_err(|error| {
             let has = |is: fn(&(dyn std::error::Error + 'static)) -> bool| error.chain().any(is);
-            let cause = if self.store.data().limits.reached_cap {
+            let cause = if reached_cap.load(std::sync::atomic::Ordering::Relaxed) {
                 FailureCause::Memory
             } else if has(|e| e.is::<DeadlineExceeded>()) {
                 FailureCause::Deadline

@@ -1,6 +1,7 @@
 //! What a plugin's store holds: its WASI context (nothing inherited), its HTTP context with
 //! the outbound policy as hooks, its resource limits, and its log.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::ResourceTable;
@@ -39,7 +40,8 @@ pub struct PluginState {
 pub struct TrackedLimits {
     inner: StoreLimits,
     pub peak_memory_bytes: usize,
-    pub reached_cap: bool,
+    /// Shared with the instance, which reads it when a call fails.
+    pub reached_cap: Arc<AtomicBool>,
 }
 
 impl ResourceLimiter for TrackedLimits {
@@ -52,7 +54,7 @@ impl ResourceLimiter for TrackedLimits {
         let allowed = self.inner.memory_growing(current, desired, maximum);
         match allowed {
             Ok(true) => self.peak_memory_bytes = self.peak_memory_bytes.max(desired),
-            _ => self.reached_cap = true,
+            _ => self.reached_cap.store(true, Ordering::Relaxed),
         }
         allowed
     }
@@ -104,7 +106,7 @@ impl PluginState {
                     .instances(4)
                     .build(),
                 peak_memory_bytes: 0,
-                reached_cap: false,
+                reached_cap: Arc::default(),
             },
             logs: LogBuffer::default(),
         }
