@@ -3,6 +3,7 @@
 //! is measured) and through the same core compiled natively, in one run, for each stream
 //! format, gzip level and batch size.
 
+mod connections;
 mod end_to_end;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct BenchOptions {
     pub runs: usize,
     /// End to end through a local mosquitto: messages per second, for how long.
     pub end_to_end: (u32, Duration),
+    /// HTTPS requests per client in the keep-alive comparison.
+    pub https_requests: usize,
 }
 
 impl BenchOptions {
@@ -36,6 +39,7 @@ impl BenchOptions {
             batch_sizes: vec![1000],
             runs: 1,
             end_to_end: (10_000, Duration::from_secs(1)),
+            https_requests: 100,
         }
     }
 }
@@ -47,6 +51,7 @@ impl Default for BenchOptions {
             batch_sizes: vec![100, 1000, 10_000],
             runs: 5,
             end_to_end: (10_000, Duration::from_secs(10)),
+            https_requests: 1000,
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct BenchReport {
 
     /// Instantiation from the `InstancePre`, warm, in seconds.
     pub instantiate: Spread,
+    /// HTTPS requests to the local endpoint with keep-alive and without.
+    pub connections: Result<connections::Connections, String>,
 }
 
 const CASES: &[(&str, u32)] = &[
@@ -292,6 +299,9 @@ pub async fn run(options: &BenchOptions, plugin: &[u8]) -> Result<BenchReport> {
         },
 
         instantiate,
+        connections: connections::measure(options.https_requests)
+            .await
+            .map_err(|e| format!("{e:#}")),
     })
 }
 
@@ -397,6 +407,20 @@ impl BenchReport {
                 e.max * 1e3
             ),
             Err(reason) => format!("end to end on loopback: not measured ({reason})"),
+        });
+        out.push(match &self.connections {
+            Ok(c) => format!(
+                "HTTPS to the local endpoint, {} ingestion requests: kept alive {} new handshake(s), latency p50 {:.2} ms, p99 {:.2} ms; a connection per request {} handshakes, p50 {:.2} ms, p99 {:.2} ms ({:.1}× the kept-alive p50)",
+                c.pooled.requests,
+                c.pooled.handshakes,
+                c.pooled.p50 * 1e3,
+                c.pooled.p99 * 1e3,
+                c.per_request.handshakes,
+                c.per_request.p50 * 1e3,
+                c.per_request.p99 * 1e3,
+                c.per_request.p50 / c.pooled.p50
+            ),
+            Err(reason) => format!("HTTPS to the local endpoint: not measured ({reason})"),
         });
         out.join("\n")
     }

@@ -85,6 +85,8 @@ struct Shared {
     faults: Faults,
     options: EmulatorOptions,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Connections accepted (and, with TLS, handshakes completed).
+    connections: std::sync::atomic::AtomicU64,
 }
 
 pub struct Emulator {
@@ -102,6 +104,7 @@ impl Emulator {
             faults: Faults::new(options.faults.clone()),
             options,
             requests: Mutex::new(Vec::new()),
+            connections: Default::default(),
         });
         let server_state = shared.clone();
         let acceptor = shared
@@ -114,9 +117,17 @@ impl Emulator {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // Answers are written in one go and awaited by the client: no Nagle delay.
+                let _ = stream.set_nodelay(true);
                 let state = server_state.clone();
                 let acceptor = acceptor.clone();
+                let counted = server_state.clone();
                 tokio::spawn(async move {
+                    let count = || {
+                        counted
+                            .connections
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    };
                     let service = service_fn(move |request| {
                         let state = state.clone();
                         async move { handle(&state, request).await }
@@ -124,10 +135,16 @@ impl Emulator {
                     let http = hyper::server::conn::http1::Builder::new();
                     let _ = match acceptor {
                         Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(tls) => http.serve_connection(TokioIo::new(tls), service).await,
+                            Ok(tls) => {
+                                count();
+                                http.serve_connection(TokioIo::new(tls), service).await
+                            }
                             Err(_) => return,
                         },
-                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        None => {
+                            count();
+                            http.serve_connection(TokioIo::new(stream), service).await
+                        }
                     };
                 });
             }
@@ -141,6 +158,13 @@ impl Emulator {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Connections accepted so far: with TLS, each one a completed handshake.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `http://127.0.0.1:<port>` (or `https://`): the endpoint's host as a plugin is

@@ -85,3 +85,53 @@ async fn an_endpoint_with_an_untrusted_certificate_gets_nothing() {
         "no request (and so no token) went over the untrusted connection"
     );
 }
+
+/// The plugin's requests share one kept-alive TLS connection: its 20 batches reuse the one the
+/// set-up opened, counted by the client and by the endpoint; a client without keep-alive (as
+/// the host was before it pooled) pays one handshake per request.
+#[tokio::test]
+async fn batches_share_one_tls_connection() {
+    let (adx, trusting) = tls_endpoint().await;
+    for (client, per_request) in [
+        (trusting.clone(), false),
+        (trusting.without_keep_alive(), true),
+    ] {
+        let (before, sent_before) = (adx.emulator.connections_accepted(), client.counts());
+        let runtime = adx_runtime().with_transport(Arc::new(client.clone()));
+        let config = adx.adx_config(
+            "t",
+            TABLE,
+            &[
+                ("batching.latencySeconds", "0"),
+                ("batching.maxMessages", "10"),
+            ],
+        );
+        let mut sink = runtime
+            .open(
+                "adx",
+                &adx.emulator.url(),
+                Arc::new(StaticToken(adx.token.clone())),
+                config,
+            )
+            .await
+            .unwrap();
+        let messages: Vec<_> = (0..200)
+            .map(|n| message(n, "t", &format!("{{\"n\": {n}}}")))
+            .collect();
+        let outcome = sink.accept(&messages).await.unwrap();
+        assert_eq!(outcome.ingested.len(), 200, "{:?}", outcome.failure);
+        let counts = client.counts();
+        let accepted = adx.emulator.connections_accepted() - before;
+        assert_eq!(counts.requests - sent_before.requests, 20, "{counts:?}");
+        assert_eq!(
+            counts.connections - sent_before.connections,
+            accepted,
+            "the endpoint's own count"
+        );
+        match per_request {
+            // The connection the set-up commands opened is the one the batches reuse.
+            false => assert_eq!(accepted, 0, "{counts:?}"),
+            true => assert_eq!(accepted, 20, "{counts:?}"),
+        }
+    }
+}
