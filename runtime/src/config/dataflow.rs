@@ -1,7 +1,7 @@
 //! `Dataflow` resources: a source (endpoint and MQTT topic filters) and a destination
 //! (endpoint and data destination, the table for Azure Data Explorer).
 
-use serde_yaml::Mapping;
+use super::yaml::Mapping;
 
 use super::problem::{join, Reader};
 

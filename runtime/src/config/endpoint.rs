@@ -1,6 +1,6 @@
 //! `DataflowEndpoint` resources, as the Azure IoT Operations documentation writes them.
 
-use serde_yaml::Mapping;
+use super::yaml::Mapping;
 
 use super::mqtt::{self, MqttEndpoint};
 use super::problem::{join, Reader};

@@ -9,11 +9,11 @@ mod problem;
 mod table;
 #[cfg(test)]
 mod tests;
+mod yaml;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_yaml::Value;
+use yaml::Value;
 
 pub use dataflow::{check_topic_filter, Dataflow};
 pub use endpoint::{
@@ -84,19 +84,15 @@ impl Deployment {
         let mut deployment = Deployment::default();
         let mut origins: Vec<(String, String)> = Vec::new(); // dataflow name -> file
         for (file, text) in texts {
-            for document in serde_yaml::Deserializer::from_str(text) {
-                match Value::deserialize(document) {
-                    Ok(Value::Null) => {}
-                    Ok(value) => {
-                        if let Some(name) = deployment.read_resource(file, &value, &mut problems) {
+            match yaml::documents(text) {
+                Ok(documents) => {
+                    for value in documents.iter().filter(|v| **v != Value::Null) {
+                        if let Some(name) = deployment.read_resource(file, value, &mut problems) {
                             origins.push((name, file.clone()));
                         }
                     }
-                    Err(e) => {
-                        problems.push(file_problem(file, format!("not valid YAML: {e}")));
-                        break;
-                    }
                 }
+                Err(e) => problems.push(file_problem(file, format!("not valid YAML: {e}"))),
             }
         }
         deployment.check_references(&origins, &mut problems);

@@ -1,7 +1,7 @@
 //! An MQTT broker endpoint (`endpointType: Mqtt`) as a dataflow source: the documented
 //! `mqttSettings`, with what this host supports checked field by field.
 
-use serde_yaml::Mapping;
+use super::yaml::Mapping;
 
 use super::problem::{join, Reader};
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use serde_yaml::{Mapping, Value};
+use super::yaml::{Mapping, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -52,7 +52,6 @@ fn type_name(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
     }
 }
 
@@ -94,13 +93,6 @@ impl Reader<'_> {
 
     pub fn check_keys(&mut self, mapping: &Mapping, path: &str, allowed: &[&str]) {
         for key in mapping.keys() {
-            let Some(key) = key.as_str() else {
-                self.report(
-                    path,
-                    format!("keys must be strings, found {}", type_name(key)),
-                );
-                continue;
-            };
             if !allowed.contains(&key) {
                 let hint = match did_you_mean(key, allowed) {
                     Some(guess) => format!(" (did you mean `{guess}`?)"),

@@ -2,7 +2,7 @@
 //! each column's value comes from. The schema is the `.create table` command the user runs in
 //! Azure Data Explorer, or a column list.
 
-use serde_yaml::{Mapping, Value};
+use super::yaml::Mapping;
 
 use adx_destination::config::{ColumnSource, NumericDatetimes};
 use adx_destination::schema::{KustoType, TableSchema};
@@ -75,13 +75,9 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Table> {
                 }
             }
             let source = r.string(column, &path, "source", false);
-            let constant = column.get("constant").map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => serde_yaml::to_string(other)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
-            });
+            let constant = column
+                .get("constant")
+                .map(|v| v.scalar_text().unwrap_or_default());
             match (source, constant) {
                 (Some(_), Some(_)) => r.report(&path, "give source or constant, not both"),
                 (Some(source), None) => match ColumnSource::parse(&source) {
