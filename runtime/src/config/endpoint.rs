@@ -99,7 +99,7 @@ pub fn read(
     allowed.extend(&settings_keys);
     r.check_keys(spec, "spec", &allowed);
     for other in settings_keys.iter().filter(|k| *k != settings_key) {
-        if spec.contains_key(*other) {
+        if spec.contains_key(other) {
             r.report(
                 &join("spec", other),
                 format!("does not belong to a {endpoint_type} endpoint (use {settings_key})"),
