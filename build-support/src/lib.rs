@@ -18,7 +18,7 @@ pub fn build_component_with_features(
     package: &str,
     features: &[&str],
 ) -> PathBuf {
-    for watched in ["guest", "contract", "tests/fixtures", "Cargo.lock"] {
+    for watched in ["guest", "contract", "kusto", "tests/fixtures", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace_root.join(watched).display()

@@ -197,18 +197,7 @@ pub fn classify(config: &DestinationConfig, response: &HttpResponse) -> Result<(
     }
 }
 
-/// Percent-encodes a path or query component (database and table names may hold spaces).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use kusto_model::percent_encode;
 
 #[cfg(test)]
 mod tests {

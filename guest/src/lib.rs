@@ -7,14 +7,15 @@
 pub mod batch;
 pub mod config;
 pub mod convert;
-pub mod datetime;
 pub mod destination;
 pub mod encode;
 pub mod kusto;
 pub mod message;
 pub mod payload;
 pub mod scan;
-pub mod schema;
+
+// Kusto's own rules, shared with the local endpoint and the runtime.
+pub use kusto_model::{datetime, schema};
 
 #[cfg(target_arch = "wasm32")]
 mod component;

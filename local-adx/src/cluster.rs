@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use adx_destination::schema::{unquote_name, Column, TableSchema};
+use kusto_model::schema::{unquote_name, Column, TableSchema};
 
 use super::formats::{parse_rows, Format};
 use super::query::{self, QueryResult};

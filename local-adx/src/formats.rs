@@ -5,8 +5,8 @@
 
 use serde_json::{Number, Value};
 
-use adx_destination::datetime::{parse_timespan, DateTime};
-use adx_destination::schema::{Column, KustoType};
+use kusto_model::datetime::{parse_timespan, DateTime};
+use kusto_model::schema::{Column, KustoType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -213,7 +213,7 @@ pub fn parse_csv(data: &str) -> Result<Vec<Vec<String>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use adx_destination::schema::TableSchema;
+    use kusto_model::schema::TableSchema;
     use serde_json::json;
 
     fn columns() -> Vec<Column> {

@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use adx_destination::schema::Column;
+use kusto_model::schema::Column;
 pub use cluster::Cluster;
 use cluster::IngestRequest;
 use faults::{Fault, FaultKind, Faults};

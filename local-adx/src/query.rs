@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use adx_destination::schema::{Column, KustoType, TableSchema};
+use kusto_model::schema::{Column, KustoType, TableSchema};
 
 use super::KustoFailure;
 

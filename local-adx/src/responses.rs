@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use adx_destination::schema::Column;
+use kusto_model::schema::Column;
 
 /// `{"Tables":[{"TableName":"Table_0","Columns":[…],"Rows":[…]}]}` (the v1 response shape).
 pub fn result_table(columns: &[Column], rows: Vec<Vec<Value>>) -> Value {

@@ -224,7 +224,7 @@ impl HttpClient {
     }
 }
 
-pub use adx_destination::kusto::percent_encode;
+pub use kusto_model::percent_encode;
 
 pub type AnswerFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpAnswer, Error>> + Send + 'a>>;

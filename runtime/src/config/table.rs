@@ -5,7 +5,7 @@
 use super::yaml::Mapping;
 
 use adx_destination::config::{ColumnSource, NumericDatetimes};
-use adx_destination::schema::{KustoType, TableSchema};
+use kusto_model::schema::{KustoType, TableSchema};
 
 use super::problem::{join, Reader};
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
 
-use adx_destination::datetime::DateTime;
+use kusto_model::datetime::DateTime;
 
 pub use mqtt::MqttDeadLetters;
 

@@ -2,7 +2,7 @@
 //! sub-second timestamps. Deterministic for a given message index.
 
 use super::{now_nanos, SourceMessage, SourceSender};
-use adx_destination::datetime::DateTime;
+use kusto_model::datetime::DateTime;
 
 pub const THERMOSTAT_TABLE: &str = ".create table thermostat (externalAssetId: string, assetName: string, CurrentTemperature: real, Pressure: real, MqttTopic: string, Timestamp: datetime)";
 
