@@ -30,10 +30,12 @@ impl DateTime {
         })
     }
 
+    #[inline]
     pub fn unix_seconds(self) -> i64 {
         self.unix_seconds
     }
 
+    #[inline]
     pub fn from_unix_nanos(nanos: u64) -> Self {
         Self {
             unix_seconds: (nanos / 1_000_000_000) as i64,
@@ -44,6 +46,7 @@ impl DateTime {
     /// Unix time counted in units of which there are `per_second` in a second (1 for
     /// seconds, 1000 for milliseconds, …). Integers are converted exactly; fractions are kept
     /// to the tick.
+    #[inline]
     pub fn from_unix_number(text: &str, per_second: i64) -> Result<Self, String> {
         if let Ok(whole) = text.parse::<i64>() {
             let seconds = whole.div_euclid(per_second);
@@ -64,6 +67,7 @@ impl DateTime {
     }
 
     /// ISO 8601, or RFC 1123 / RFC 822 (`Sat, 28 Nov 2026 10:20:30 GMT`).
+    #[inline]
     pub fn parse(text: &str) -> Result<Self, String> {
         match Self::parse_iso8601(text) {
             Ok(dt) => Ok(dt),
@@ -74,6 +78,7 @@ impl DateTime {
     /// ISO 8601: `yyyy-MM-dd`, optionally `T` or a space and `HH:mm[:ss[.f...]]`, optionally
     /// `Z` or an offset `±HH:mm` / `±HHmm`. Without an offset the time is taken as UTC, as
     /// Kusto does. Digits after the seventh fractional one are below Kusto's resolution and dropped.
+    #[inline]
     pub fn parse_iso8601(text: &str) -> Result<Self, String> {
         let invalid = || "is not an ISO 8601 or RFC 1123 datetime".to_string();
         let b = text.as_bytes();
@@ -151,6 +156,7 @@ impl DateTime {
     /// Appends `yyyy-MM-ddTHH:mm:ss[.fffffff]Z`, the fraction trimmed of trailing zeros.
     /// Digits are written by hand: this runs once per datetime cell, and `fmt` costs more
     /// than the rest of the row.
+    #[inline]
     pub fn write_iso8601(self, out: &mut Vec<u8>) {
         let days = self.unix_seconds.div_euclid(SECONDS_PER_DAY);
         let secs = self.unix_seconds.rem_euclid(SECONDS_PER_DAY) as u32;

@@ -35,6 +35,7 @@ impl KustoType {
         })
     }
 
+    #[inline]
     pub fn name(self) -> &'static str {
         match self {
             Self::Bool => "bool",
@@ -51,6 +52,7 @@ impl KustoType {
     }
 
     /// The .NET type name Kusto reports for the type in query results.
+    #[inline]
     pub fn dotnet_name(self) -> &'static str {
         match self {
             Self::Bool => "System.SByte",

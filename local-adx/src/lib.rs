@@ -25,11 +25,11 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use kusto_model::schema::Column;
 pub use cluster::Cluster;
 use cluster::IngestRequest;
 use faults::{Fault, FaultKind, Faults};
 use formats::Format;
+use kusto_model::schema::Column;
 pub use responses::KustoFailure;
 
 /// Kusto's documented limit on the data of one streaming ingestion request.
