@@ -132,8 +132,25 @@ spec:
         wait_for_rows(&adx, "readings", 2000).await,
         wait_for_rows(&adx, "alerts", 1000).await,
     );
-    // One address serves both dataflows' metrics, each family described once.
-    let metrics = scrape_metrics(&metrics_addr);
+    // One address serves both dataflows' metrics, each family described once. A row is in
+    // the table a moment before the host has recorded the answer that carried it: the
+    // counters are read once they have caught up (or after 10 s, and then checked).
+    let samples: Vec<String> = [("adx-a", "readings", 2000), ("adx-b", "alerts", 1000)]
+        .iter()
+        .map(|(endpoint, table, count)| {
+            format!(
+                "dataflow_messages_ingested_total{{endpoint=\"{endpoint}\",table=\"{table}\"}} {count}"
+            )
+        })
+        .collect();
+    let caught_up = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = scrape_metrics(&metrics_addr);
+        if samples.iter().all(|s| metrics.contains(s)) || Instant::now() > caught_up {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let status = host.terminate(Duration::from_secs(30)).await;
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
@@ -143,11 +160,8 @@ spec:
         1,
         "{metrics}"
     );
-    for (endpoint, table, count) in [("adx-a", "readings", 2000), ("adx-b", "alerts", 1000)] {
-        let sample = format!(
-            "dataflow_messages_ingested_total{{endpoint=\"{endpoint}\",table=\"{table}\"}} {count}"
-        );
-        assert!(metrics.contains(&sample), "no `{sample}` in\n{metrics}");
+    for sample in &samples {
+        assert!(metrics.contains(sample), "no `{sample}` in\n{metrics}");
     }
     assert_eq!((in_readings, in_alerts), (2000, 1000), "{text}");
     assert!(status.success(), "{status}\n{text}");
