@@ -21,7 +21,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -135,6 +135,12 @@ impl Emulator {
                     let http = hyper::server::conn::http1::Builder::new();
                     let _ = match acceptor {
                         Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) if tls.get_ref().1.alpn_protocol() == Some(&b"h2"[..]) => {
+                                count();
+                                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                    .serve_connection(TokioIo::new(tls), service)
+                                    .await
+                            }
                             Ok(tls) => {
                                 count();
                                 http.serve_connection(TokioIo::new(tls), service).await

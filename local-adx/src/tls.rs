@@ -40,10 +40,12 @@ impl LoopbackCertificate {
 
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), key)?;
+        // As Azure Data Explorer does: HTTP/2 to clients that offer it, HTTP/1.1 to others.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }

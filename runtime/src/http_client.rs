@@ -2,7 +2,8 @@
 //! plugins' requests once the outbound policy has let them through. Plain HTTP, or HTTPS that
 //! trusts the webpki root certificates plus any CA the host was told to trust (the local
 //! endpoint's, for example). Connections are kept alive and reused per origin, so a dataflow
-//! pays one TLS handshake, not one per batch.
+//! pays one TLS handshake, not one per batch; over TLS the client offers HTTP/2 and, where the
+//! server takes it, sends every request to that origin on one multiplexed connection.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Scheme;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2, TrySendError};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -47,20 +49,71 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
 /// Scheme, host and port: requests to one origin may share a connection.
 type Origin = (bool, String, u16);
 
+type Body = Full<Bytes>;
+type Answer = Result<http::Response<Incoming>, TrySendError<http::Request<Body>>>;
+
+/// One connection: HTTP/1.1 carries one request at a time; HTTP/2 (when the server offers it
+/// in the TLS handshake) carries them all, side by side.
+enum Sender {
+    Http1(http1::SendRequest<Body>),
+    Http2(http2::SendRequest<Body>),
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Self::Http1(s) => s.is_closed(),
+            Self::Http2(s) => s.is_closed(),
+        }
+    }
+
+    async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Self::Http1(s) => s.ready().await,
+            Self::Http2(s) => s.ready().await,
+        }
+    }
+
+    /// Sends `request` (its URI absolute): HTTP/1.1 puts the path on the request line and
+    /// the authority in `host`; HTTP/2 takes both from the URI.
+    fn send(&mut self, mut request: http::Request<Body>) -> BoxFuture<Answer> {
+        match self {
+            Self::Http1(s) => {
+                let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+                if let Ok(path) = path.parse() {
+                    *request.uri_mut() = path;
+                }
+                Box::pin(s.try_send_request(request))
+            }
+            Self::Http2(s) => {
+                request.headers_mut().remove(http::header::HOST);
+                Box::pin(s.try_send_request(request))
+            }
+        }
+    }
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
 #[derive(Default)]
 struct Pool {
-    idle: Mutex<HashMap<Origin, Vec<SendRequest<Full<Bytes>>>>>,
+    /// HTTP/1.1 connections waiting for a request; an HTTP/2 connection stays here while in
+    /// use, since it takes many requests at once.
+    idle: Mutex<HashMap<Origin, Vec<Sender>>>,
     /// False for a client that opens a connection per request (for comparison).
     keep_alive: bool,
     connections: AtomicU64,
+    http2_connections: AtomicU64,
     requests: AtomicU64,
 }
 
-/// What a client has done: requests sent, and connections (TCP, and TLS for https) opened.
+/// What a client has done: requests sent, and connections (TCP, and TLS for https) opened,
+/// of which how many speak HTTP/2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientCounts {
     pub requests: u64,
     pub connections: u64,
+    pub http2_connections: u64,
 }
 
 impl HttpClient {
@@ -97,11 +150,12 @@ impl HttpClient {
         ClientCounts {
             requests: self.pool.requests.load(Ordering::Relaxed),
             connections: self.pool.connections.load(Ordering::Relaxed),
+            http2_connections: self.pool.http2_connections.load(Ordering::Relaxed),
         }
     }
 
     /// Sends `request` (its URI absolute) and reads the whole answer; `limit` bounds
-    /// connecting, the first byte and the body each. An idle connection to the same origin
+    /// connecting, the first byte and the body each. An open connection to the same origin
     /// is reused when there is one.
     pub async fn send(
         &self,
@@ -126,21 +180,14 @@ impl HttpClient {
                 .map_err(|_| Error::HttpRequestUriInvalid)?;
             parts.headers.insert(http::header::HOST, value);
         }
-        // On the wire the request line carries the path only.
-        parts.uri = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .parse()
-            .map_err(|_| Error::HttpRequestUriInvalid)?;
         self.pool.requests.fetch_add(1, Ordering::Relaxed);
         let origin: Origin = (https, host, port);
-        let mut sender = match self.idle(&origin).await {
+        let mut sender = match self.open(&origin).await {
             Some(sender) => sender,
             None => self.connect(&origin, limit).await?,
         };
         let request = http::Request::from_parts(parts, Full::new(body));
-        let response = match timeout(limit, sender.try_send_request(request)).await {
+        let response = match timeout(limit, sender.send(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(mut e)) => match e.take_message() {
                 // The connection closed before the request was written to it (a server
@@ -148,9 +195,11 @@ impl HttpClient {
                 // once, on a new connection.
                 Some(unsent) => {
                     sender = self.connect(&origin, limit).await?;
-                    timeout(limit, sender.send_request(unsent))
-                        .await
-                        .map_err(|_| Error::ConnectionReadTimeout)??
+                    match timeout(limit, sender.send(unsent)).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(e)) => return Err(e.into_error().into()),
+                        Err(_) => return Err(Error::ConnectionReadTimeout),
+                    }
                 }
                 None => return Err(e.into_error().into()),
             },
@@ -169,21 +218,30 @@ impl HttpClient {
         })
     }
 
-    /// An idle connection to `origin` that is still open, if any.
-    async fn idle(&self, origin: &Origin) -> Option<SendRequest<Full<Bytes>>> {
+    /// An open connection to `origin` that can take a request now, if any.
+    async fn open(&self, origin: &Origin) -> Option<Sender> {
         loop {
-            let mut sender = self.pool.idle.lock().unwrap().get_mut(origin)?.pop()?;
-            // Ready once the connection has finished with the previous answer; an error
-            // means the server closed it meanwhile.
-            if !sender.is_closed() && sender.ready().await.is_ok() {
+            let mut sender = {
+                let mut idle = self.pool.idle.lock().unwrap();
+                let senders = idle.get_mut(origin)?;
+                senders.retain(|s| !s.is_closed());
+                match senders.last()? {
+                    // Shared: it stays in the pool.
+                    Sender::Http2(shared) => Sender::Http2(shared.clone()),
+                    Sender::Http1(_) => senders.pop()?,
+                }
+            };
+            // Ready once the connection can take another request; an error means the
+            // server closed it meanwhile.
+            if sender.ready().await.is_ok() {
                 return Some(sender);
             }
         }
     }
 
-    /// Keeps a connection whose answer was read whole, for the next request.
-    fn release(&self, origin: Origin, sender: SendRequest<Full<Bytes>>) {
-        if !self.pool.keep_alive || sender.is_closed() {
+    /// Keeps an HTTP/1.1 connection whose answer was read whole, for the next request.
+    fn release(&self, origin: Origin, sender: Sender) {
+        if !self.pool.keep_alive || sender.is_closed() || matches!(sender, Sender::Http2(_)) {
             return;
         }
         let mut idle = self.pool.idle.lock().unwrap();
@@ -193,18 +251,15 @@ impl HttpClient {
         }
     }
 
-    async fn connect(
-        &self,
-        (https, host, port): &Origin,
-        limit: Duration,
-    ) -> Result<SendRequest<Full<Bytes>>, Error> {
+    async fn connect(&self, origin: &Origin, limit: Duration) -> Result<Sender, Error> {
+        let (https, host, port) = origin;
         let tcp = timeout(limit, TcpStream::connect((host.as_str(), *port)))
             .await
             .map_err(|_| Error::ConnectionTimeout)?
             .map_err(Error::Connect)?;
         // Requests are small and answers awaited one at a time: Nagle would only delay them.
         tcp.set_nodelay(true).map_err(Error::Connect)?;
-        let stream: Box<dyn Connection> = if *https {
+        let (stream, http2): (Box<dyn Connection>, bool) = if *https {
             let name =
                 ServerName::try_from(host.clone()).map_err(|_| Error::HttpRequestUriInvalid)?;
             let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
@@ -212,15 +267,28 @@ impl HttpClient {
                 .await
                 .map_err(|_| Error::ConnectionTimeout)?
                 .map_err(Error::Tls)?;
-            Box::new(tls)
+            let http2 = tls.get_ref().1.alpn_protocol() == Some(&b"h2"[..]);
+            (Box::new(tls), http2)
         } else {
-            Box::new(tcp)
+            (Box::new(tcp), false)
         };
         self.pool.connections.fetch_add(1, Ordering::Relaxed);
+        if !http2 {
+            let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            return Ok(Sender::Http1(sender));
+        }
+        self.pool.http2_connections.fetch_add(1, Ordering::Relaxed);
         let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        Ok(sender)
+        if self.pool.keep_alive {
+            let mut idle = self.pool.idle.lock().unwrap();
+            idle.entry(origin.clone())
+                .or_default()
+                .push(Sender::Http2(sender.clone()));
+        }
+        Ok(Sender::Http2(sender))
     }
 }
 

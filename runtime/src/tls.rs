@@ -15,9 +15,11 @@ pub fn client_config(extra_ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>> {
     for certificate in CertificateDer::pem_slice_iter(extra_ca_pem) {
         roots.add(certificate.context("reading a CA certificate")?)?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()))
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // HTTP/2 where the server offers it, HTTP/1.1 otherwise.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

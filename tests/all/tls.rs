@@ -86,9 +86,10 @@ async fn an_endpoint_with_an_untrusted_certificate_gets_nothing() {
     );
 }
 
-/// The plugin's requests share one kept-alive TLS connection: its 20 batches reuse the one the
-/// set-up opened, counted by the client and by the endpoint; a client without keep-alive (as
-/// the host was before it pooled) pays one handshake per request.
+/// The plugin's requests share one kept-alive TLS connection, HTTP/2 as the endpoint offers it:
+/// its 20 batches reuse the one the set-up opened, counted by the client and by the endpoint;
+/// a client without keep-alive (as the host was before it pooled) pays one handshake per
+/// request.
 #[tokio::test]
 async fn batches_share_one_tls_connection() {
     let (adx, trusting) = tls_endpoint().await;
@@ -133,5 +134,8 @@ async fn batches_share_one_tls_connection() {
             false => assert_eq!(accepted, 0, "{counts:?}"),
             true => assert_eq!(accepted, 20, "{counts:?}"),
         }
+        // The endpoint offers HTTP/2 in its TLS handshake, and every connection took it.
+        assert_eq!(counts.http2_connections, counts.connections, "{counts:?}");
+        assert!(counts.connections >= 1, "{counts:?}");
     }
 }
