@@ -1,0 +1,62 @@
+//! Reading and writing JSON by path segments, and enumerating what a wildcard captures.
+
+use serde_json::{Map, Value as Json};
+
+pub fn get<'a>(mut node: &'a Json, path: &[String]) -> Option<&'a Json> {
+    for segment in path {
+        node = node.as_object()?.get(segment)?;
+    }
+    Some(node)
+}
+
+/// Writes `value` at `path`, making objects on the way. Fails when a value that is not an
+/// object stands where the path goes on.
+pub fn set(root: &mut Map<String, Json>, path: &[String], value: Json) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("an empty output path")?;
+    let mut node = root;
+    for (depth, segment) in parents.iter().enumerate() {
+        let child = node
+            .entry(segment.clone())
+            .or_insert_with(|| Json::Object(Map::new()));
+        node = match child {
+            Json::Object(map) => map,
+            _ => {
+                return Err(format!(
+                    "`{}` already holds a value that is not an object, so nothing can be written below it",
+                    path[..=depth].join(".")
+                ))
+            }
+        };
+    }
+    node.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Every capture `C` under `base` such that `C` followed by `suffix` exists: with an empty
+/// suffix, the paths of the leaves (values that are not non-empty objects), else the paths
+/// of objects holding `suffix`. In document order.
+pub fn captures(base: &Json, suffix: &[String], out: &mut Vec<Vec<String>>) {
+    let mut current = Vec::new();
+    walk(base, suffix, &mut current, out);
+}
+
+fn walk(node: &Json, suffix: &[String], current: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    let Some(map) = node.as_object() else { return };
+    for (key, child) in map {
+        current.push(key.clone());
+        if suffix.is_empty() {
+            match child {
+                Json::Object(inner) if !inner.is_empty() => walk(child, suffix, current, out),
+                _ => out.push(current.clone()),
+            }
+        } else {
+            if get(child, suffix).is_some() {
+                out.push(current.clone());
+            }
+            if child.is_object() {
+                walk(child, suffix, current, out);
+            }
+        }
+        current.pop();
+    }
+}

@@ -1,0 +1,967 @@
+//! Rules compiled into a plan, and the plan applied to a message.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Map, Value as Json};
+
+use crate::eval::evaluate;
+use crate::expr::{self, Expr};
+use crate::json_path;
+use crate::path::{self, FieldPath, InputPath, Metadata, Place, Root, Segment};
+use crate::value::Value;
+
+/// The three rule lists of a `builtInTransformationSettings`.
+#[derive(Debug, Clone, Default)]
+pub struct TransformationSpec {
+    pub datasets: Vec<DatasetSpec>,
+    pub filter: Vec<FilterSpec>,
+    pub map: Vec<MapSpec>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MapSpec {
+    pub inputs: Vec<String>,
+    /// `None` or empty: the inputs are removed from the output.
+    pub output: Option<String>,
+    pub expression: Option<String>,
+    pub mapping_type: Option<MappingType>,
+    pub description: Option<String>,
+}
+
+/// `type` of a map rule (`DataflowMappingType` of the Azure IoT Operations API). The
+/// documentation never says it changes what a rule does; it is checked against the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappingType {
+    NewProperties,
+    Rename,
+    Compute,
+    PassThrough,
+    BuiltInFunction,
+}
+
+impl MappingType {
+    pub const NAMES: &'static [&'static str] = &[
+        "NewProperties",
+        "Rename",
+        "Compute",
+        "PassThrough",
+        "BuiltInFunction",
+    ];
+
+    pub fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "NewProperties" => Self::NewProperties,
+            "Rename" => Self::Rename,
+            "Compute" => Self::Compute,
+            "PassThrough" => Self::PassThrough,
+            "BuiltInFunction" => Self::BuiltInFunction,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FilterSpec {
+    pub inputs: Vec<String>,
+    pub expression: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DatasetSpec {
+    /// The state store key, optionally `<key> as <alias>`.
+    pub key: String,
+    pub inputs: Vec<String>,
+    pub expression: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Datasets,
+    Filter,
+    Map,
+}
+
+impl Stage {
+    pub fn field(self) -> &'static str {
+        match self {
+            Stage::Datasets => "datasets",
+            Stage::Filter => "filter",
+            Stage::Map => "map",
+        }
+    }
+}
+
+/// A rule that does not load: which rule, which of its fields (`inputs[1]`, `expression`,
+/// `output`, `key`, `type`), and why (with the column, for syntax errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub stage: Stage,
+    pub rule: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}[{}].{}: {}",
+            self.stage.field(),
+            self.rule,
+            self.field,
+            self.message
+        )
+    }
+}
+
+/// A message as the transformation sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub payload: Json,
+    pub topic: String,
+    pub content_type: Option<String>,
+    pub user_properties: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The message goes on, transformed.
+    Pass(Record),
+    /// A filter rule was true (howto-dataflow-filter: "When a filter expression evaluates to
+    /// true, the message is dropped"); the index of the rule.
+    Dropped(usize),
+}
+
+/// A rule that failed on this message, with what failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub stage: Stage,
+    pub rule: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]: {}", self.stage.field(), self.rule, self.message)
+    }
+}
+
+/// The records of each dataset key, as the state store would hold them (one JSON object each).
+pub type DatasetRecords = HashMap<String, Vec<Json>>;
+
+#[derive(Debug, Clone)]
+struct Input {
+    path: InputPath,
+    text: String,
+}
+
+#[derive(Debug, Clone)]
+struct MapRule {
+    inputs: Vec<Input>,
+    /// `None`: a removal rule.
+    output: Option<FieldPath>,
+    expression: Option<Expr>,
+    /// Which input's `*` captures (the first with a wildcard).
+    capturing: Option<usize>,
+    /// Datasets the rule reads: skipped for a message none of their records matched.
+    contexts: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct FilterRule {
+    inputs: Vec<Input>,
+    expression: Expr,
+    contexts: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Dataset {
+    key: String,
+    alias: String,
+    inputs: Vec<Input>,
+    expression: Expr,
+}
+
+/// A compiled transformation, with the last known values of its `? $last` inputs.
+#[derive(Debug, Clone)]
+pub struct Transformation {
+    datasets: Vec<Dataset>,
+    records: Vec<Vec<Json>>,
+    filter: Vec<FilterRule>,
+    map: Vec<MapRule>,
+    last_known: HashMap<(Stage, usize, usize), Json>,
+}
+
+impl Transformation {
+    /// Compiles every rule; every problem is reported, each naming its rule and field.
+    pub fn compile(spec: &TransformationSpec) -> Result<Self, Vec<RuleError>> {
+        let mut errors = Vec::new();
+        let mut datasets = Vec::new();
+        for (index, dataset) in spec.datasets.iter().enumerate() {
+            if let Some(d) = compile_dataset(index, dataset, &mut errors) {
+                datasets.push(d);
+            }
+        }
+        let aliases: Vec<String> = datasets.iter().map(|d| d.alias.clone()).collect();
+        for (i, alias) in aliases.iter().enumerate() {
+            if aliases[..i].contains(alias) {
+                errors.push(RuleError {
+                    stage: Stage::Datasets,
+                    rule: i,
+                    field: "key".into(),
+                    message: format!("another dataset is named `{alias}` already"),
+                });
+            }
+        }
+        let filter = spec
+            .filter
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| compile_filter(i, rule, &aliases, &mut errors))
+            .collect();
+        let map = spec
+            .map
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| compile_map(i, rule, &aliases, &mut errors))
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            records: vec![Vec::new(); datasets.len()],
+            datasets,
+            filter,
+            map,
+            last_known: HashMap::new(),
+        })
+    }
+
+    /// The state store keys the datasets read, with their index in `datasets`.
+    pub fn dataset_keys(&self) -> Vec<&str> {
+        self.datasets.iter().map(|d| d.key.as_str()).collect()
+    }
+
+    /// Gives the datasets their records (by state store key). A key without records leaves
+    /// its dataset empty: no record matches, and rules that read it are skipped.
+    pub fn bind_datasets(&mut self, records: &DatasetRecords) {
+        for (i, dataset) in self.datasets.iter().enumerate() {
+            self.records[i] = records.get(&dataset.key).cloned().unwrap_or_default();
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.datasets.is_empty() && self.filter.is_empty() && self.map.is_empty()
+    }
+
+    /// Applies enrich, filter and map to one message.
+    pub fn apply(&mut self, record: Record) -> Result<Verdict, Failure> {
+        let matched = self.enrich(&record)?;
+        for index in 0..self.filter.len() {
+            let rule = &self.filter[index];
+            if rule.contexts.iter().any(|&d| matched[d].is_none()) {
+                continue;
+            }
+            let inputs = self.resolve(Stage::Filter, index, &record, &matched, &[])?;
+            let rule = &self.filter[index];
+            let values: Vec<Value> = inputs
+                .iter()
+                .map(|v| v.as_ref().map_or(Value::Empty, Value::from_json))
+                .collect();
+            match evaluate(&rule.expression, &values) {
+                Ok(Value::Bool(true)) => return Ok(Verdict::Dropped(index)),
+                Ok(Value::Bool(false)) => {}
+                Ok(other) => {
+                    return Err(self.failure(
+                        Stage::Filter,
+                        index,
+                        &values,
+                        format!("the expression gave {other}, not true or false"),
+                    ))
+                }
+                Err(e) => return Err(self.failure(Stage::Filter, index, &values, e)),
+            }
+        }
+        if self.map.is_empty() {
+            return Ok(Verdict::Pass(record));
+        }
+        self.map_record(record, &matched).map(Verdict::Pass)
+    }
+
+    fn failure(&self, stage: Stage, rule: usize, values: &[Value], message: String) -> Failure {
+        let inputs = match stage {
+            Stage::Filter => &self.filter[rule].inputs,
+            Stage::Map => &self.map[rule].inputs,
+            Stage::Datasets => &self.datasets[rule].inputs,
+        };
+        let shown: Vec<String> = inputs
+            .iter()
+            .zip(values)
+            .enumerate()
+            .map(|(i, (input, value))| format!("${} `{}` = {value}", i + 1, input.text))
+            .collect();
+        let message = match shown.is_empty() {
+            true => message,
+            false => format!("{message} ({})", shown.join(", ")),
+        };
+        Failure {
+            stage,
+            rule,
+            message,
+        }
+    }
+
+    /// For each dataset, the first record its expression matches.
+    fn enrich(&self, record: &Record) -> Result<Vec<Option<usize>>, Failure> {
+        let mut matched = Vec::with_capacity(self.datasets.len());
+        for (index, dataset) in self.datasets.iter().enumerate() {
+            let mut found = None;
+            for (position, candidate) in self.records[index].iter().enumerate() {
+                let values: Vec<Value> = dataset
+                    .inputs
+                    .iter()
+                    .map(|input| {
+                        let value = match &input.path.path.root {
+                            Root::DatasetRecord | Root::Context(_) => {
+                                json_path::get(candidate, &names(&input.path.path)).cloned()
+                            }
+                            _ => read(record, &input.path.path, &[], &[]),
+                        };
+                        value.as_ref().map_or(Value::Empty, Value::from_json)
+                    })
+                    .collect();
+                match evaluate(&dataset.expression, &values) {
+                    Ok(Value::Bool(true)) => {
+                        found = Some(position);
+                        break;
+                    }
+                    Ok(Value::Bool(false)) => {}
+                    Ok(other) => {
+                        return Err(self.failure(
+                            Stage::Datasets,
+                            index,
+                            &values,
+                            format!("the expression gave {other}, not true or false"),
+                        ))
+                    }
+                    Err(e) => return Err(self.failure(Stage::Datasets, index, &values, e)),
+                }
+            }
+            matched.push(found);
+        }
+        Ok(matched)
+    }
+
+    /// The values of a rule's inputs (`None`: missing), remembering and using last known values.
+    fn resolve(
+        &mut self,
+        stage: Stage,
+        rule: usize,
+        record: &Record,
+        matched: &[Option<usize>],
+        capture: &[String],
+    ) -> Result<Vec<Option<Json>>, Failure> {
+        let inputs = match stage {
+            Stage::Filter => &self.filter[rule].inputs,
+            _ => &self.map[rule].inputs,
+        };
+        let contexts: Vec<Option<&Json>> = matched
+            .iter()
+            .enumerate()
+            .map(|(d, m)| m.map(|position| &self.records[d][position]))
+            .collect();
+        let mut values = Vec::with_capacity(inputs.len());
+        let mut remembered = Vec::new();
+        for (index, input) in inputs.iter().enumerate() {
+            let aliases: Vec<&str> = self.datasets.iter().map(|d| d.alias.as_str()).collect();
+            let value = read_with(record, &input.path.path, capture, &contexts, &aliases);
+            let value = match (value, input.path.last_known) {
+                (Some(v), true) if !v.is_null() => {
+                    remembered.push(((stage, rule, index), v.clone()));
+                    Some(v)
+                }
+                (v, true) if v.as_ref().is_none_or(Json::is_null) => {
+                    self.last_known.get(&(stage, rule, index)).cloned().or(v)
+                }
+                (v, _) => v,
+            };
+            values.push(value);
+        }
+        for (key, value) in remembered {
+            self.last_known.insert(key, value);
+        }
+        Ok(values)
+    }
+
+    fn map_record(&mut self, record: Record, matched: &[Option<usize>]) -> Result<Record, Failure> {
+        // Every (rule, capture) the rules resolve to, in rule order. A later application with
+        // a lower rank (fewer captured segments) on the same field overrides an earlier one
+        // ("specialization") when it removes that field or writes the same output; otherwise
+        // both apply ("second rule"; concept-dataflow-mapping: "Because the output fields are
+        // different in this example, they wouldn't override each other").
+        struct Application {
+            rule: usize,
+            capture: Vec<String>,
+            inputs: Vec<(Root, Vec<String>)>,
+            /// `None`: removal.
+            output: Option<(Root, Vec<String>)>,
+        }
+        let mut applications: Vec<Application> = Vec::new();
+        let contexts: Vec<Option<&Json>> = matched
+            .iter()
+            .enumerate()
+            .map(|(d, m)| m.map(|position| &self.records[d][position]))
+            .collect();
+        let aliases: Vec<&str> = self.datasets.iter().map(|d| d.alias.as_str()).collect();
+        for (index, rule) in self.map.iter().enumerate() {
+            if rule.contexts.iter().any(|&d| matched[d].is_none()) {
+                continue;
+            }
+            let captures: Vec<Vec<String>> = match rule.capturing {
+                None => vec![Vec::new()],
+                Some(input) => {
+                    let path = &rule.inputs[input].path.path;
+                    let star = path
+                        .wildcard_index()
+                        .expect("a capturing input has a wildcard");
+                    let prefix = names_of(&path.segments[..star]);
+                    let suffix = names_of(&path.segments[star + 1..]);
+                    let mut found = Vec::new();
+                    if let Some(base) = source(&record, &path.root, &contexts, &aliases)
+                        .and_then(|s| json_path::get(s, &prefix))
+                    {
+                        json_path::captures(base, &suffix, &mut found);
+                    }
+                    // Every other wildcard input must resolve for the same capture.
+                    found.retain(|capture| {
+                        rule.inputs.iter().all(|i| {
+                            !i.path.path.has_wildcard()
+                                || read_with(&record, &i.path.path, capture, &contexts, &aliases)
+                                    .is_some()
+                        })
+                    });
+                    found
+                }
+            };
+            for capture in captures {
+                let inputs: Vec<(Root, Vec<String>)> = rule
+                    .inputs
+                    .iter()
+                    .map(|i| (i.path.path.root.clone(), i.path.path.substitute(&capture)))
+                    .collect();
+                let output = rule
+                    .output
+                    .as_ref()
+                    .map(|o| (o.root.clone(), o.substitute(&capture)));
+                let rank = capture.len();
+                applications.retain(|earlier| {
+                    let Some((root, field)) = earlier.inputs.first() else {
+                        return true;
+                    };
+                    let same_field = inputs
+                        .iter()
+                        .any(|(r, p)| r == root && field.starts_with(p));
+                    let replaces = output.is_none() || output == earlier.output;
+                    !(earlier.rule != index
+                        && earlier.capture.len() > rank
+                        && same_field
+                        && replaces)
+                });
+                applications.push(Application {
+                    rule: index,
+                    capture,
+                    inputs,
+                    output,
+                });
+            }
+        }
+        let mut output = Map::new();
+        let mut out = Record {
+            payload: Json::Null,
+            topic: record.topic.clone(),
+            content_type: record.content_type.clone(),
+            user_properties: record.user_properties.clone(),
+        };
+        for application in &applications {
+            let index = application.rule;
+            if self.map[index].output.is_none() {
+                continue;
+            }
+            let inputs = self.resolve(Stage::Map, index, &record, matched, &application.capture)?;
+            let rule = &self.map[index];
+            let result = match &rule.expression {
+                None => inputs.into_iter().next().flatten(),
+                Some(expression) => {
+                    let values: Vec<Value> = inputs
+                        .iter()
+                        .map(|v| v.as_ref().map_or(Value::Empty, Value::from_json))
+                        .collect();
+                    evaluate(expression, &values)
+                        .and_then(Value::into_json)
+                        .map_err(|e| self.failure(Stage::Map, index, &values, e))?
+                }
+            };
+            let target = self.map[index].output.as_ref().expect("not a removal rule");
+            write(&mut output, &mut out, target, &application.capture, result)
+                .map_err(|e| self.failure(Stage::Map, index, &[], e))?;
+        }
+        out.payload = Json::Object(output);
+        Ok(out)
+    }
+}
+
+fn names_of(segments: &[Segment]) -> Vec<String> {
+    segments
+        .iter()
+        .map(|s| match s {
+            Segment::Field(name) => name.clone(),
+            Segment::Wildcard => "*".into(),
+        })
+        .collect()
+}
+
+fn names(path: &FieldPath) -> Vec<String> {
+    names_of(&path.segments)
+}
+
+/// The JSON a root reads from.
+fn source<'a>(
+    record: &'a Record,
+    root: &Root,
+    contexts: &[Option<&'a Json>],
+    aliases: &[&str],
+) -> Option<&'a Json> {
+    match root {
+        Root::Payload => Some(&record.payload),
+        Root::Context(alias) => aliases
+            .iter()
+            .position(|a| a == alias)
+            .and_then(|d| contexts[d]),
+        Root::DatasetRecord | Root::Metadata(_) => None,
+    }
+}
+
+fn read(
+    record: &Record,
+    path: &FieldPath,
+    capture: &[String],
+    contexts: &[Option<&Json>],
+) -> Option<Json> {
+    read_with(record, path, capture, contexts, &[])
+}
+
+fn read_with(
+    record: &Record,
+    path: &FieldPath,
+    capture: &[String],
+    contexts: &[Option<&Json>],
+    aliases: &[&str],
+) -> Option<Json> {
+    match &path.root {
+        Root::Metadata(Metadata::Topic) => Some(Json::String(record.topic.clone())),
+        Root::Metadata(Metadata::ContentType) => record.content_type.clone().map(Json::String),
+        Root::Metadata(Metadata::UserProperty(key)) => record
+            .user_properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| Json::String(v.clone())),
+        root => {
+            let base = source(record, root, contexts, aliases)?;
+            json_path::get(base, &path.substitute(capture)).cloned()
+        }
+    }
+}
+
+/// Writes a rule's result: into the payload, or the message's metadata. The empty value writes
+/// nothing, and removes a metadata property.
+fn write(
+    output: &mut Map<String, Json>,
+    record: &mut Record,
+    target: &FieldPath,
+    capture: &[String],
+    value: Option<Json>,
+) -> Result<(), String> {
+    let text = |v: &Json| match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match &target.root {
+        Root::Metadata(Metadata::Topic) => match value {
+            Some(v) => record.topic = text(&v),
+            None => return Err("the topic cannot be removed".into()),
+        },
+        Root::Metadata(Metadata::ContentType) => record.content_type = value.as_ref().map(text),
+        Root::Metadata(Metadata::UserProperty(key)) => {
+            record.user_properties.retain(|(k, _)| k != key);
+            if let Some(v) = value {
+                record.user_properties.push((key.clone(), text(&v)));
+            }
+        }
+        _ => {
+            if let Some(value) = value {
+                json_path::set(output, &target.substitute(capture), value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn error(
+    stage: Stage,
+    rule: usize,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> RuleError {
+    RuleError {
+        stage,
+        rule,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn compile_inputs(
+    stage: Stage,
+    rule: usize,
+    texts: &[String],
+    place: Place,
+    aliases: &[String],
+    errors: &mut Vec<RuleError>,
+) -> Option<(Vec<Input>, Vec<usize>)> {
+    let mut inputs = Vec::with_capacity(texts.len());
+    let mut contexts = Vec::new();
+    let before = errors.len();
+    for (i, text) in texts.iter().enumerate() {
+        let field = format!("inputs[{i}]");
+        match path::parse_input(text, place) {
+            Ok(input) => {
+                if let Root::Context(alias) = &input.path.root {
+                    match aliases.iter().position(|a| a == alias) {
+                        Some(d) => {
+                            if !contexts.contains(&d) {
+                                contexts.push(d)
+                            }
+                        }
+                        None => errors.push(error(
+                            stage,
+                            rule,
+                            &field,
+                            match aliases.is_empty() {
+                                true => format!(
+                                    "`$context({alias})` names no dataset: there are no `datasets`"
+                                ),
+                                false => format!(
+                                    "`$context({alias})` names no dataset (datasets: {})",
+                                    aliases.join(", ")
+                                ),
+                            },
+                        )),
+                    }
+                }
+                if stage != Stage::Map && input.path.has_wildcard() {
+                    errors.push(error(
+                        stage,
+                        rule,
+                        &field,
+                        format!(
+                            "wildcards are for map rules only; each {} input names one field",
+                            stage.field()
+                        ),
+                    ));
+                }
+                if input.last_known && input.path.has_wildcard() {
+                    errors.push(error(
+                        stage,
+                        rule,
+                        &field,
+                        "`? $last` needs one field, not a wildcard",
+                    ));
+                }
+                inputs.push(Input {
+                    path: input,
+                    text: text.clone(),
+                });
+            }
+            Err(e) => errors.push(error(stage, rule, field, e.to_string())),
+        }
+    }
+    (errors.len() == before).then_some((inputs, contexts))
+}
+
+fn compile_expression(
+    stage: Stage,
+    rule: usize,
+    text: &str,
+    inputs: usize,
+    errors: &mut Vec<RuleError>,
+) -> Option<Expr> {
+    match expr::parse(text, inputs) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            errors.push(error(stage, rule, "expression", e.to_string()));
+            None
+        }
+    }
+}
+
+fn compile_filter(
+    index: usize,
+    spec: &FilterSpec,
+    aliases: &[String],
+    errors: &mut Vec<RuleError>,
+) -> Option<FilterRule> {
+    if spec.inputs.is_empty() {
+        errors.push(error(
+            Stage::Filter,
+            index,
+            "inputs",
+            "a filter rule reads at least one input",
+        ));
+    }
+    let expression = compile_expression(
+        Stage::Filter,
+        index,
+        &spec.expression,
+        spec.inputs.len(),
+        errors,
+    );
+    let (inputs, contexts) = compile_inputs(
+        Stage::Filter,
+        index,
+        &spec.inputs,
+        Place::RuleInput,
+        aliases,
+        errors,
+    )?;
+    Some(FilterRule {
+        inputs,
+        expression: expression?,
+        contexts,
+    })
+}
+
+fn compile_dataset(
+    index: usize,
+    spec: &DatasetSpec,
+    errors: &mut Vec<RuleError>,
+) -> Option<Dataset> {
+    let (key, alias) = match spec.key.split_once(" as ") {
+        Some((key, alias)) => (key.trim().to_string(), alias.trim().to_string()),
+        None => (spec.key.trim().to_string(), spec.key.trim().to_string()),
+    };
+    if key.is_empty() || alias.is_empty() || alias.contains([' ', '(', ')']) {
+        errors.push(error(
+            Stage::Datasets,
+            index,
+            "key",
+            format!("`{}` is not `<key>` or `<key> as <alias>`", spec.key),
+        ));
+        return None;
+    }
+    if spec.inputs.is_empty() {
+        errors.push(error(
+            Stage::Datasets,
+            index,
+            "inputs",
+            "a dataset matches on at least one input",
+        ));
+    }
+    let expression = compile_expression(
+        Stage::Datasets,
+        index,
+        &spec.expression,
+        spec.inputs.len(),
+        errors,
+    );
+    let (mut inputs, _) = compile_inputs(
+        Stage::Datasets,
+        index,
+        &spec.inputs,
+        Place::DatasetInput,
+        std::slice::from_ref(&alias),
+        errors,
+    )?;
+    // `$context(<itself>).x` in its own inputs is the record being tested, as `$context.x` is.
+    for input in &mut inputs {
+        if let Root::Context(_) = input.path.path.root {
+            input.path.path.root = Root::DatasetRecord;
+        }
+    }
+    Some(Dataset {
+        key,
+        alias,
+        inputs,
+        expression: expression?,
+    })
+}
+
+fn compile_map(
+    index: usize,
+    spec: &MapSpec,
+    aliases: &[String],
+    errors: &mut Vec<RuleError>,
+) -> Option<MapRule> {
+    let before = errors.len();
+    let report = |errors: &mut Vec<RuleError>, field: &str, message: String| {
+        errors.push(error(Stage::Map, index, field, message))
+    };
+    let output_text = spec.output.as_deref().filter(|o| !o.is_empty());
+    let output = match output_text {
+        None => None,
+        Some(text) => match path::parse(text, Place::Output) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                report(errors, "output", e.to_string());
+                None
+            }
+        },
+    };
+    let compiled = compile_inputs(
+        Stage::Map,
+        index,
+        &spec.inputs,
+        Place::RuleInput,
+        aliases,
+        errors,
+    );
+    let expression = spec
+        .expression
+        .as_deref()
+        .and_then(|text| compile_expression(Stage::Map, index, text, spec.inputs.len(), errors));
+    let (inputs, contexts) = compiled?;
+    if errors.len() > before {
+        return None;
+    }
+    let capturing = inputs.iter().position(|i| i.path.path.has_wildcard());
+    let removal = output_text.is_none();
+    if removal && spec.expression.is_some() {
+        report(
+            errors,
+            "expression",
+            "a removal rule (empty `output`) takes no expression".into(),
+        );
+    }
+    if removal && inputs.is_empty() {
+        report(
+            errors,
+            "inputs",
+            "a removal rule (empty `output`) names the inputs it removes".into(),
+        );
+    }
+    if let Some(out) = &output {
+        if matches!(out.root, Root::Metadata(_)) && out.has_wildcard() {
+            report(
+                errors,
+                "output",
+                "a metadata property takes no wildcard".into(),
+            );
+        }
+        match (out.has_wildcard(), capturing) {
+            (true, None) => report(
+                errors,
+                "output",
+                "the output has a `*`, but no input captures one".into(),
+            ),
+            (false, Some(i)) => report(
+                errors,
+                "output",
+                format!(
+                    "input {} has a `*`: the output needs a `*` where the captured segment goes",
+                    i + 1
+                ),
+            ),
+            _ => {}
+        }
+        if spec.expression.is_none() && inputs.len() != 1 {
+            report(errors, "expression", match inputs.len() {
+                0 => "a rule without inputs needs an expression (a new property's value)".into(),
+                n => format!("`expression` is required when {n} inputs are combined into one output (concept-dataflow-mapping)"),
+            });
+        }
+    }
+    let is_pass_through = inputs.len() == 1
+        && inputs[0].path.path.segments == [Segment::Wildcard]
+        && inputs[0].path.path.root == Root::Payload
+        && output
+            .as_ref()
+            .is_some_and(|o| o.segments == [Segment::Wildcard] && o.root == Root::Payload)
+        && spec.expression.is_none();
+    if let Some(kind) = spec.mapping_type {
+        let fits = match kind {
+            MappingType::PassThrough => is_pass_through,
+            MappingType::Rename => inputs.len() == 1 && spec.expression.is_none() && !removal,
+            MappingType::Compute => spec.expression.is_some(),
+            MappingType::BuiltInFunction => matches!(expression, Some(Expr::Call(..))),
+            MappingType::NewProperties => !removal,
+        };
+        if !fits {
+            let what = match kind {
+                MappingType::PassThrough => {
+                    "PassThrough copies every field: inputs ['*'], output '*', no expression"
+                }
+                MappingType::Rename => {
+                    "Rename copies one input to a new output, without an expression"
+                }
+                MappingType::Compute => "Compute needs an expression",
+                MappingType::BuiltInFunction => {
+                    "BuiltInFunction needs an expression that is a function call"
+                }
+                MappingType::NewProperties => "NewProperties writes an output",
+            };
+            report(
+                errors,
+                "type",
+                format!("this rule does not do what its type says: {what}"),
+            );
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(MapRule {
+        inputs,
+        output,
+        expression,
+        capturing,
+        contexts,
+    })
+}
+
+/// What a plan does, one line per rule, for `validate`.
+impl Transformation {
+    pub fn describe(spec: &TransformationSpec) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (i, d) in spec.datasets.iter().enumerate() {
+            lines.push(format!(
+                "datasets[{i}]  `{}`: the first record where {} (inputs {})",
+                d.key,
+                d.expression,
+                d.inputs.join(", ")
+            ));
+        }
+        for (i, f) in spec.filter.iter().enumerate() {
+            lines.push(format!(
+                "filter[{i}]    drops the message when {} (inputs {})",
+                f.expression,
+                f.inputs.join(", ")
+            ));
+        }
+        if spec.map.is_empty() {
+            lines.push("map          none: the payload goes on as it is".into());
+        }
+        for (i, m) in spec.map.iter().enumerate() {
+            let output = m.output.as_deref().filter(|o| !o.is_empty());
+            lines.push(match (output, &m.expression) {
+                (None, _) => format!("map[{i}]       removes {}", m.inputs.join(", ")),
+                (Some(o), None) => format!("map[{i}]       {} -> {o}", m.inputs.join(", ")),
+                (Some(o), Some(e)) => {
+                    format!("map[{i}]       {e} -> {o} (inputs {})", m.inputs.join(", "))
+                }
+            });
+        }
+        lines
+    }
+}
