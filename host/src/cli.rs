@@ -201,6 +201,9 @@ fn validate(paths: &[PathBuf]) -> Result<()> {
         deployment.dataflows.len(),
         deployment.tables.len()
     );
+    for line in deployment.describe() {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -15,7 +15,9 @@ use crate::dead_letter::{DeadLetterSink, MqttDeadLetters};
 use crate::http_client::{HttpClient, Transport};
 use crate::identity::{self, IdentityEndpoints};
 use crate::metrics::{Metrics, Registry};
-use crate::pipeline::{self, Delivery, PipelineOptions, PipelineReport, RetryPolicy};
+use crate::pipeline::{
+    self, Delivery, PipelineOptions, PipelineReport, RetryPolicy, TransformStage,
+};
 use crate::plugin::{directory, ArtifactCache, Limits, Loaded, PluginRuntime, PluginSink};
 use crate::progress::Progress;
 use crate::sources::mqtt::{self, MqttSourceOptions, ProtocolVersion};
@@ -64,6 +66,10 @@ pub struct RunArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the datasets of transformations are read: the records of state store key KEY
+    /// are the JSON Lines of DIR/KEY.jsonl (one object per line), read at start.
+    #[arg(long, value_name = "DIR")]
+    pub state_store: Option<PathBuf>,
 }
 
 /// What the caller gives a run besides its arguments.
@@ -109,10 +115,38 @@ pub async fn run_all(args: &RunArgs, context: RunContext) -> Result<Vec<(String,
     let deployment = Arc::new(load(&args.config)?);
     let plans = deployment.destination_plans();
     let chosen: Vec<DestinationPlan> = match args.dataflow.as_deref() {
-        Some(name) => vec![choose(&plans, Some(name))?.clone()],
+        Some(name) => {
+            let plan = choose(&plans, Some(name))?;
+            if !plan.dataflow.enabled {
+                bail!("dataflow {name} has `mode: Disabled` (spec.mode): it does not run");
+            }
+            vec![plan.clone()]
+        }
         None if plans.is_empty() => bail!("no Dataflow writes to a DataExplorer endpoint"),
-        None => plans.clone(),
+        None => {
+            let (enabled, disabled): (Vec<_>, Vec<_>) =
+                plans.iter().cloned().partition(|p| p.dataflow.enabled);
+            for plan in &disabled {
+                tracing::info!(
+                    "dataflow {} has `mode: Disabled` (spec.mode): it does not run",
+                    plan.dataflow.name
+                );
+            }
+            if enabled.is_empty() {
+                bail!(
+                    "every dataflow that writes to Azure Data Explorer has `mode: Disabled` ({}): nothing to run",
+                    disabled.iter().map(|p| p.dataflow.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+            enabled
+        }
     };
+    // Transformations are compiled, and their datasets read, before anything starts.
+    let mut transforms = Vec::with_capacity(chosen.len());
+    for plan in &chosen {
+        transforms.push(transform_stage(plan, args.state_store.as_deref())?);
+    }
+    let mut transforms = transforms.into_iter();
     let names: Vec<String> = chosen.iter().map(|p| p.dataflow.name.clone()).collect();
     let several = names.len() > 1;
     if several {
@@ -163,8 +197,18 @@ pub async fn run_all(args: &RunArgs, context: RunContext) -> Result<Vec<(String,
             metrics: metrics.clone(),
         });
         let (swap, swaps) = mpsc::channel(1);
-        reloads.push((plan.dataflow.name.clone(), opener.clone(), swap));
+        reloads.push(Reloadable {
+            name: plan.dataflow.name.clone(),
+            transformation: plan
+                .dataflow
+                .transformation
+                .as_ref()
+                .map(|t| t.spec.clone()),
+            opener: opener.clone(),
+            swaps: swap,
+        });
         let dataflow = Dataflow {
+            transform: transforms.next().expect("one per dataflow"),
             plan,
             deployment: deployment.clone(),
             args: args.clone(),
@@ -226,6 +270,7 @@ pub async fn run(args: &RunArgs, context: RunContext) -> Result<PipelineReport> 
 /// One dataflow of a run, with what it needs to start.
 struct Dataflow {
     plan: DestinationPlan,
+    transform: Option<TransformStage>,
     deployment: Arc<Deployment>,
     args: RunArgs,
     metrics: Arc<Metrics>,
@@ -245,6 +290,7 @@ impl Dataflow {
     ) -> Result<PipelineReport> {
         let Self {
             plan,
+            transform,
             deployment,
             args,
             metrics,
@@ -292,6 +338,7 @@ impl Dataflow {
             dead_letters,
             shutdown: Some(shutdown),
             swaps: Some(swaps),
+            transform,
         };
         let label = match labelled {
             true => format!("progress {}", plan.dataflow.name),
@@ -444,10 +491,15 @@ impl SinkOpener {
 /// On each SIGHUP: the configuration is read again, once, and each dataflow's plugin (its
 /// version, its settings) opened anew; its pipeline swaps it in. A configuration that does
 /// not load, or a plugin that does not open, leaves the running plugin in place.
-fn reload_on_hangup(
-    paths: Vec<PathBuf>,
-    dataflows: Vec<(String, Arc<SinkOpener>, mpsc::Sender<PluginSink>)>,
-) {
+/// A running dataflow as a reload sees it: what it runs with, and where a new plugin goes.
+struct Reloadable {
+    name: String,
+    transformation: Option<dataflow_transform::TransformationSpec>,
+    opener: Arc<SinkOpener>,
+    swaps: mpsc::Sender<PluginSink>,
+}
+
+fn reload_on_hangup(paths: Vec<PathBuf>, dataflows: Vec<Reloadable>) {
     // Registered now, before the task runs: until then a SIGHUP would end the process.
     let hangups = signal(SignalKind::hangup());
     tokio::spawn(async move {
@@ -464,8 +516,27 @@ fn reload_on_hangup(
                 }
             };
             let plans = deployment.destination_plans();
-            for (name, opener, swaps) in &dataflows {
-                let reopened = async { opener.open(choose(&plans, Some(name))?).await };
+            for Reloadable {
+                name,
+                transformation,
+                opener,
+                swaps,
+            } in &dataflows
+            {
+                let reopened = async {
+                    let plan = choose(&plans, Some(name))?;
+                    // The pipeline holds the transformation (and its last known values) and
+                    // its source: only the plugin is swapped live.
+                    if plan.dataflow.transformation.as_ref().map(|t| &t.spec)
+                        != transformation.as_ref()
+                    {
+                        bail!("its transformation changed, and a transformation is read at start: restart the host to apply it");
+                    }
+                    if !plan.dataflow.enabled {
+                        bail!("it is now `mode: Disabled`: stop the host to stop it");
+                    }
+                    opener.open(plan).await
+                };
                 match reopened.await {
                     Ok(sink) => {
                         if swaps.send(sink).await.is_err() {
@@ -507,13 +578,105 @@ fn mqtt_source(
         .client_id_prefix
         .clone()
         .unwrap_or_else(|| "dataflow-host-".to_string());
-    let instance = options.instance.as_deref().unwrap_or("0");
+    let profile = deployment
+        .profile(&dataflow.profile)
+        .expect("profileRef is checked when the configuration is read");
+    let (instance, filters) = match profile.instance_count {
+        1 => (
+            options.instance.clone().unwrap_or_else(|| "0".into()),
+            dataflow.data_sources.clone(),
+        ),
+        count => {
+            // howto-configure-dataflow-source: with an instance count above one, "shared
+            // subscription is automatically enabled": each instance subscribes to
+            // $shared/<group>/<filter> and the broker spreads the messages among them.
+            let instance = match options.instance.as_deref().map(str::parse::<u16>) {
+                Some(Ok(i)) if i < count => i.to_string(),
+                _ => bail!(
+                    "dataflow {}: its profile `{}` has instanceCount {count}: start each of the {count} hosts with its own --instance, 0 to {} (the client id, so each keeps its own session)",
+                    dataflow.name,
+                    profile.name,
+                    count - 1
+                ),
+            };
+            let filters = dataflow
+                .data_sources
+                .iter()
+                .map(
+                    |f| match f.starts_with("$shared/") || f.starts_with("$share/") {
+                        true => f.clone(),
+                        false => format!("$shared/{}/{f}", dataflow.name),
+                    },
+                )
+                .collect();
+            (instance, filters)
+        }
+    };
     Ok(MqttSourceOptions {
         client_id: format!("{prefix}{}-{instance}", dataflow.name),
         endpoint,
-        filters: dataflow.data_sources.clone(),
+        filters,
         version: options.mqtt_version,
     })
+}
+
+/// A dataflow's transformation, compiled, with its datasets read from the state store
+/// directory; `None` without a transformation.
+fn transform_stage(
+    plan: &DestinationPlan,
+    state_store: Option<&std::path::Path>,
+) -> Result<Option<TransformStage>> {
+    let Some(config) = &plan.dataflow.transformation else {
+        return Ok(None);
+    };
+    let mut compiled = config.compile();
+    let keys: Vec<String> = compiled
+        .dataset_keys()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    if !keys.is_empty() {
+        let Some(dir) = state_store else {
+            bail!(
+                "dataflow {}: {}.datasets reads state store key `{}`: give the directory that holds its records with --state-store (records of KEY in DIR/KEY.jsonl)",
+                plan.dataflow.name,
+                config.path,
+                keys.join("`, `")
+            );
+        };
+        let mut records = dataflow_transform::DatasetRecords::new();
+        for key in keys {
+            records.insert(key.clone(), read_dataset(dir, &key)?);
+        }
+        compiled.bind_datasets(&records);
+    }
+    Ok(Some(TransformStage::new(compiled, config.path.clone())))
+}
+
+/// The records of a state store key: `DIR/KEY.jsonl`, one JSON object per line.
+fn read_dataset(dir: &std::path::Path, key: &str) -> Result<Vec<serde_json::Value>> {
+    if key.contains(['/', '\\']) || key.starts_with('.') {
+        bail!("dataset key `{key}` cannot name a file in the --state-store directory (no `/`, no leading `.`)");
+    }
+    let file = dir.join(format!("{key}.jsonl"));
+    let text = crate::files::read_regular_text(&file, crate::files::MAX_CONFIG_BYTES)
+        .with_context(|| format!("the records of dataset `{key}`"))?;
+    let mut records = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(record @ serde_json::Value::Object(_)) => records.push(record),
+            Ok(_) => bail!(
+                "{}:{}: a dataset record is a JSON object",
+                file.display(),
+                number + 1
+            ),
+            Err(e) => bail!("{}:{}: not JSON: {e}", file.display(), number + 1),
+        }
+    }
+    Ok(records)
 }
 
 /// Serves `/metrics` at `addr` for the dataflows added to the returned registry.

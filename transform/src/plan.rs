@@ -12,14 +12,14 @@ use crate::path::{self, FieldPath, InputPath, Metadata, Place, Root, Segment};
 use crate::value::Value;
 
 /// The three rule lists of a `builtInTransformationSettings`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransformationSpec {
     pub datasets: Vec<DatasetSpec>,
     pub filter: Vec<FilterSpec>,
     pub map: Vec<MapSpec>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MapSpec {
     pub inputs: Vec<String>,
     /// `None` or empty: the inputs are removed from the output.
@@ -61,14 +61,14 @@ impl MappingType {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FilterSpec {
     pub inputs: Vec<String>,
     pub expression: String,
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatasetSpec {
     /// The state store key, optionally `<key> as <alias>`.
     pub key: String,

@@ -1,11 +1,12 @@
 //! `Dataflow` resources: a source (endpoint and MQTT topic filters) and a destination
 //! (endpoint and data destination, the table for Azure Data Explorer).
 
+use super::problem::{join, Reader};
+use super::profile::DEFAULT_PROFILE;
+use super::transformation::{self, TransformationConfig};
 use super::yaml::Mapping;
 
-use super::problem::{join, Reader};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Dataflow {
     pub name: String,
     pub source_endpoint: String,
@@ -15,9 +16,31 @@ pub struct Dataflow {
     /// Field paths of the two operations' settings, for error messages.
     pub source_path: String,
     pub destination_path: String,
+    /// `spec.mode`: a Disabled dataflow is checked but does not run.
+    pub enabled: bool,
+    /// `spec.profileRef`: the DataflowProfile whose instances run it.
+    pub profile: String,
+    pub transformation: Option<TransformationConfig>,
 }
 
 const OPERATION_TYPES: &str = "Source, BuiltInTransformation, Destination";
+
+/// `Enabled` or `Disabled`; the early v1beta1 documentation writes them in lower case.
+fn enabled_or_disabled(r: &mut Reader, spec: &Mapping, key: &str, default: bool) -> bool {
+    let path = join("spec", key);
+    match spec.get(key) {
+        None => default,
+        Some(value) => match value.as_str() {
+            Some(v) if v.eq_ignore_ascii_case("Enabled") => true,
+            Some(v) if v.eq_ignore_ascii_case("Disabled") => false,
+            _ => {
+                let shown = value.scalar_text().unwrap_or_else(|| "this".into());
+                r.report(&path, format!("`{shown}` is neither Enabled nor Disabled"));
+                default
+            }
+        },
+    }
+}
 
 pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
     r.check_keys(
@@ -25,6 +48,28 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
         "spec",
         &["profileRef", "mode", "operations", "requestDiskPersistence"],
     );
+    // Azure IoT Operations: "Mode for Dataflow. Optional; defaults to Enabled."
+    let enabled = enabled_or_disabled(r, spec, "mode", true);
+    // howto-create-dataflow, "Request disk persistence": the dataflow asks the broker, with an
+    // MQTT 5 user property when it subscribes, to keep its subscriber queue on disk.
+    if enabled_or_disabled(r, spec, "requestDiskPersistence", false) {
+        r.report(
+            "spec.requestDiskPersistence",
+            "this host cannot ask the broker for disk persistence (the MQTT 5 user property Azure IoT Operations' broker reads is not documented); it keeps every message unacknowledged until its row is in Kusto, so a broker that persists its subscriber queues delivers them again after a restart: configure persistence on the broker and write Disabled",
+        );
+    }
+    let profile = match spec.get("profileRef") {
+        None => {
+            r.report(
+                "spec.profileRef",
+                "required field is missing (the profile Azure IoT Operations creates is `default`)",
+            );
+            DEFAULT_PROFILE.to_string()
+        }
+        Some(_) => r
+            .string(spec, "spec", "profileRef", true)
+            .unwrap_or_else(|| DEFAULT_PROFILE.to_string()),
+    };
     let operations = match r.list(spec, "spec", "operations") {
         Some(list) => list,
         None => {
@@ -34,8 +79,8 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
             return None;
         }
     };
-    let (mut source, mut destination) = (None, None);
-    let (mut has_source, mut has_destination) = (false, false);
+    let (mut source, mut destination, mut transformation) = (None, None, None);
+    let (mut has_source, mut has_destination, mut has_transformation) = (false, false, false);
     for (index, operation) in operations.iter().enumerate() {
         let path = format!("spec.operations[{index}]");
         let allowed = [
@@ -48,19 +93,71 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
         let Some(operation) = r.mapping(operation, &path, &allowed) else {
             continue;
         };
-        match r.string(operation, &path, "operationType", true).as_deref() {
-            Some("Source") => {
+        if let Some(name) = r.string(operation, &path, "name", false) {
+            if name.chars().count() > 64 {
+                r.report(
+                    &join(&path, "name"),
+                    "longer than the 64 characters Azure IoT Operations allows",
+                );
+            }
+        }
+        // The documentation writes `builtInTransformation` beside `Source` in one example, and
+        // early v1beta1 pages write all three in lower case: the type is matched ignoring case.
+        let operation_type = r.string(operation, &path, "operationType", true);
+        let kind = operation_type.as_deref().map(str::to_ascii_lowercase);
+        let settings_for = |kind: &str| match kind {
+            "source" => "sourceSettings",
+            "destination" => "destinationSettings",
+            _ => "builtInTransformationSettings",
+        };
+        if let Some(kind) = kind
+            .as_deref()
+            .filter(|k| ["source", "destination", "builtintransformation"].contains(k))
+        {
+            for other in ["source", "destination", "builtintransformation"] {
+                let key = settings_for(other);
+                if other != kind && operation.contains_key(key) {
+                    r.report(
+                        &join(&path, key),
+                        format!(
+                            "belongs to a {} operation, and this one is {}",
+                            settings_for(other).trim_end_matches("Settings"),
+                            operation_type.as_deref().unwrap_or("?")
+                        ),
+                    );
+                }
+            }
+        }
+        let repeated = |r: &mut Reader, seen: bool, what: &str| {
+            if seen {
+                r.report(
+                    &join(&path, "operationType"),
+                    format!("a second {what} operation: a dataflow has one"),
+                );
+            }
+        };
+        match kind.as_deref() {
+            Some("source") => {
+                repeated(r, has_source, "Source");
                 has_source = true;
                 source = read_source(r, operation, &path).map(|s| (s, path));
             }
-            Some("Destination") => {
+            Some("destination") => {
+                repeated(r, has_destination, "Destination");
                 has_destination = true;
                 destination = read_destination(r, operation, &path).map(|d| (d, path));
             }
-            Some("BuiltInTransformation") => {}
-            Some(other) => r.report(
+            Some("builtintransformation") => {
+                repeated(r, has_transformation, "BuiltInTransformation");
+                has_transformation = true;
+                transformation = transformation::read(r, operation, &path);
+            }
+            Some(_) => r.report(
                 &join(&path, "operationType"),
-                format!("`{other}` is not an operation type (known: {OPERATION_TYPES})"),
+                format!(
+                    "`{}` is not an operation type (known: {OPERATION_TYPES})",
+                    operation_type.as_deref().unwrap_or_default()
+                ),
             ),
             None => {}
         }
@@ -72,6 +169,9 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
     if !has_destination {
         r.report("spec.operations", "no Destination operation");
     }
+    if has_transformation && transformation.is_none() {
+        return None;
+    }
     let ((source_endpoint, data_sources), source_path) = source?;
     let ((destination_endpoint, data_destination), destination_path) = destination?;
     Some(Dataflow {
@@ -82,6 +182,9 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
         data_destination,
         source_path: join(&source_path, "sourceSettings"),
         destination_path: join(&destination_path, "destinationSettings"),
+        enabled,
+        profile,
+        transformation,
     })
 }
 
@@ -95,6 +198,32 @@ fn read_source(r: &mut Reader, operation: &Mapping, path: &str) -> Option<(Strin
     ];
     let settings = r.required_mapping(operation, path, "sourceSettings", &allowed)?;
     let path = join(path, "sourceSettings");
+    if settings.contains_key("assetRef") {
+        r.report(
+            &join(&path, "assetRef"),
+            "this host does not read assets from Azure Device Registry: name the asset's MQTT topics in dataSources",
+        );
+    }
+    if let Some(format) = settings.get("serializationFormat") {
+        // howto-configure-dataflow-source: "The only supported serialization format is JSON."
+        if !format
+            .as_str()
+            .is_some_and(|f| f.eq_ignore_ascii_case("Json"))
+        {
+            r.report(
+                &join(&path, "serializationFormat"),
+                "the one serialization format of a source is Json",
+            );
+        }
+    }
+    if settings.contains_key("schemaRef") {
+        // The API says messages that do not match are dropped, the schema registry page that
+        // data flows do not validate against source schemas: neither is done silently here.
+        r.report(
+            &join(&path, "schemaRef"),
+            "source schemas are not read by this host: the table's columns and the map's rules say what a message must hold, and a message that does not fit is dead-lettered with the reason; leave schemaRef out",
+        );
+    }
     let endpoint = r.string(settings, &path, "endpointRef", true);
     let mut filters = Vec::new();
     match r.list(settings, &path, "dataSources") {

@@ -6,9 +6,11 @@ mod dataflow;
 mod endpoint;
 mod mqtt;
 mod problem;
+mod profile;
 mod table;
 #[cfg(test)]
 mod tests;
+mod transformation;
 mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -23,13 +25,15 @@ pub use endpoint::{
 pub use mqtt::MqttEndpoint;
 use problem::Reader;
 pub use problem::{did_you_mean, Problem};
+pub use profile::{Profile, DEFAULT_PROFILE};
 pub use table::{Table, TABLE_API_VERSION};
+pub use transformation::TransformationConfig;
 
 const AIO_API_VERSIONS: &[&str] = &[
     "connectivity.iotoperations.azure.com/v1beta1",
     "connectivity.iotoperations.azure.com/v1",
 ];
-const KINDS: &str = "DataflowEndpoint, Dataflow, KustoTable";
+const KINDS: &str = "DataflowEndpoint, Dataflow, DataflowProfile, KustoTable";
 /// Azure IoT Operations' built-in endpoint for its local MQTT broker.
 const DEFAULT_MQTT_ENDPOINT: &str = "default";
 
@@ -40,6 +44,7 @@ pub struct Deployment {
     /// endpoint that has problems of its own are not reported a second time.
     declared_endpoints: Vec<DeclaredEndpoint>,
     pub dataflows: Vec<Dataflow>,
+    pub profiles: Vec<Profile>,
     pub tables: Vec<Table>,
 }
 
@@ -128,9 +133,10 @@ impl Deployment {
         r.resource = format!("{kind}/{}", name.as_deref().unwrap_or("?"));
         let api_version = r.string(document, "", "apiVersion", true);
         let expected: &[&str] = match kind.as_str() {
-            "DataflowEndpoint" | "Dataflow" => AIO_API_VERSIONS,
+            "DataflowEndpoint" | "Dataflow" | "DataflowProfile" => AIO_API_VERSIONS,
             "KustoTable" => &[TABLE_API_VERSION],
-            "DataflowProfile" | "Broker" | "BrokerListener" | "BrokerAuthentication" => {
+            // The broker's own resources configure the broker, not a dataflow.
+            "Broker" | "BrokerListener" | "BrokerAuthentication" | "BrokerAuthorization" => {
                 return None
             }
             other => {
@@ -183,6 +189,12 @@ impl Deployment {
                 self.dataflows.push(dataflow);
                 return Some(name);
             }
+            "DataflowProfile" => {
+                if self.profiles.iter().any(|p| p.name == name) {
+                    r.report("metadata.name", "another DataflowProfile has this name");
+                }
+                self.profiles.extend(profile::read(&mut r, &name, spec));
+            }
             _ => self.tables.extend(table::read(&mut r, &name, spec)),
         }
         None
@@ -221,6 +233,20 @@ impl Deployment {
             let report = |problems: &mut Vec<Problem>, path: String, message: String| {
                 problems.push(resource_problem(file, &resource, &path, &message));
             };
+            if dataflow.profile != DEFAULT_PROFILE && self.profile(&dataflow.profile).is_none() {
+                let known: Vec<&str> = std::iter::once(DEFAULT_PROFILE)
+                    .chain(self.profiles.iter().map(|p| p.name.as_str()))
+                    .collect();
+                let hint = match did_you_mean(&dataflow.profile, &known) {
+                    Some(guess) => format!("did you mean `{guess}`?"),
+                    None => format!("profiles: {}", known.join(", ")),
+                };
+                report(
+                    problems,
+                    "spec.profileRef".into(),
+                    format!("names no DataflowProfile `{}` ({hint})", dataflow.profile),
+                );
+            }
             let source_path = format!("{}.endpointRef", dataflow.source_path);
             match endpoint_type(&dataflow.source_endpoint) {
                 Some(Some("DataExplorer")) => report(
@@ -257,6 +283,74 @@ impl Deployment {
                 }
                 Some(_) => {}
             }
+        }
+    }
+
+    /// What runs, dataflow by dataflow: mode and instances, source topics, the
+    /// transformation's rules, the destination table and its columns (for `validate`).
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for dataflow in &self.dataflows {
+            let instances = self
+                .profile(&dataflow.profile)
+                .map_or(1, |p| p.instance_count);
+            lines.push(format!(
+                "dataflow {} ({}, profile {}: {instances} instance(s){})",
+                dataflow.name,
+                if dataflow.enabled {
+                    "Enabled"
+                } else {
+                    "Disabled: checked, not run"
+                },
+                dataflow.profile,
+                if instances > 1 {
+                    ", sharing one subscription"
+                } else {
+                    ""
+                }
+            ));
+            lines.push(format!(
+                "  source       {}: {}",
+                dataflow.source_endpoint,
+                dataflow.data_sources.join(", ")
+            ));
+            match &dataflow.transformation {
+                None => lines.push("  transform    none".into()),
+                Some(t) => lines.extend(
+                    dataflow_transform::Transformation::describe(&t.spec)
+                        .into_iter()
+                        .map(|l| format!("  {l}")),
+                ),
+            }
+            let columns = self
+                .tables
+                .iter()
+                .find(|t| t.name == dataflow.data_destination)
+                .and_then(|t| t.settings.iter().find(|(k, _)| k == "schema"))
+                .and_then(|(_, schema)| kusto_model::schema::TableSchema::parse(schema).ok())
+                .map(|schema| {
+                    let columns: Vec<String> = schema
+                        .columns
+                        .iter()
+                        .map(|c| format!("{}: {}", c.name, c.kusto_type.name()))
+                        .collect();
+                    format!(" ({})", columns.join(", "))
+                })
+                .unwrap_or_default();
+            lines.push(format!(
+                "  destination  {}: table {}{columns}",
+                dataflow.destination_endpoint, dataflow.data_destination
+            ));
+        }
+        lines
+    }
+
+    /// The profile of that name; `default` exists whether it is declared or not.
+    pub fn profile(&self, name: &str) -> Option<Profile> {
+        match self.profiles.iter().find(|p| p.name == name) {
+            Some(profile) => Some(profile.clone()),
+            None if name == DEFAULT_PROFILE => Some(Profile::default_profile()),
+            None => None,
         }
     }
 

@@ -255,7 +255,7 @@ const BAD: &[(&str, &str, &str)] = &[
     ("apiVersion: connectivity.iotoperations.azure.com/v1beta1\nkind: DataflowEndpoint", "apiVersion: connectivity.iotoperations.azure.com/v2\nkind: DataflowEndpoint",
      "adx.yaml: DataflowEndpoint/adx: apiVersion: `connectivity.iotoperations.azure.com/v2` is not supported for DataflowEndpoint (supported: connectivity.iotoperations.azure.com/v1beta1, connectivity.iotoperations.azure.com/v1)"),
     ("kind: DataflowEndpoint", "kind: DataflowEndpiont",
-     "adx.yaml: DataflowEndpiont/adx: kind: `DataflowEndpiont` is not a resource this host reads (known: DataflowEndpoint, Dataflow, KustoTable)"),
+     "adx.yaml: DataflowEndpiont/adx: kind: `DataflowEndpiont` is not a resource this host reads (known: DataflowEndpoint, Dataflow, DataflowProfile, KustoTable)"),
     ("  name: adx\n  namespace: azure-iot-operations", "  namespace: azure-iot-operations",
      "adx.yaml: DataflowEndpoint/?: metadata.name: required field is missing"),
     ("endpointRef: adx", "endpointRef: adz",
@@ -287,6 +287,180 @@ const BAD: &[(&str, &str, &str)] = &[
     ("      source: $metadata.topic", "      source: $metadata.topic\n      unit: fortnights",
      "adx.yaml: KustoTable/thermostat: spec.columns[0].unit: `fortnights` is not a unit (known: unixSeconds, unixMilliseconds, unixMicroseconds, unixNanoseconds)"),
 ];
+
+/// The garbage of a Dataflow's own fields and its transformation, each refused by path.
+const BAD_TRANSFORMATION: &[(&str, &str, &str)] = &[
+    ("profileRef: default", "profileRef: 42",
+     "adx.yaml: Dataflow/flow: spec.profileRef: expected a string, found a number"),
+    ("profileRef: default", "profileRef: defualt",
+     "adx.yaml: Dataflow/flow: spec.profileRef: names no DataflowProfile `defualt` (did you mean `default`?)"),
+    ("  profileRef: default\n", "",
+     "adx.yaml: Dataflow/flow: spec.profileRef: required field is missing (the profile Azure IoT Operations creates is `default`)"),
+    ("mode: Enabled", "mode: Bogus",
+     "adx.yaml: Dataflow/flow: spec.mode: `Bogus` is neither Enabled nor Disabled"),
+    ("profileRef: default", "profileRef: default\n  requestDiskPersistence: Maybe",
+     "adx.yaml: Dataflow/flow: spec.requestDiskPersistence: `Maybe` is neither Enabled nor Disabled"),
+    ("profileRef: default", "profileRef: default\n  frobnicate: true",
+     "adx.yaml: Dataflow/flow: spec.frobnicate: unknown field (known fields: profileRef, mode, operations, requestDiskPersistence)"),
+    ("        map:\n", "        map: \"not even a list\"\n        unused:\n",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.map: expected a list, found a string"),
+    ("        map:\n", "        frobnicate: true\n        map:\n",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.frobnicate: unknown field (known fields: serializationFormat, schemaRef, datasets, filter, map)"),
+    ("expression: '$1 * $2 < 100000'", "expression: '$1 * * $2'",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.filter[0].expression: column 6: expected a value, found `*`"),
+    ("expression: cToF($1)", "expression: cToFF($1)",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.map[1].expression: column 1: `cToFF` is not a function (did you mean `cToF`?)"),
+    ("output: 'Humidity'", "output: 'Humidity'\n            outptu: x",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.map[2].outptu: unknown field (did you mean `output`?)"),
+    ("              - temperature.Value\n            output: TemperatureF", "              - temperature..Value\n            output: TemperatureF",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.map[1].inputs[0]: column 13: empty segment (two dots in a row, or a dot at an end)"),
+    ("        map:\n", "        schemaRef: aio-sr://ns/thermostat:1\n        map:\n",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.schemaRef: schemas from the schema registry (aio-sr://) are not read by this host yet: give the table's columns in a KustoTable resource, which `validate` checks against the map's outputs"),
+    ("        map:\n", "        serializationFormat: Parquet\n        map:\n",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.serializationFormat: `Parquet` writes files for storage endpoints; this host ingests JSON rows into Azure Data Explorer by streaming ingestion, with the table's columns from its KustoTable resource: leave serializationFormat out, or write Json"),
+    ("            output: 'Humidity'", "            output: 'Humidity'\n            type: Renamed",
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.map[2].type: `Renamed` is not a map rule type (known: NewProperties, Rename, Compute, PassThrough, BuiltInFunction)"),
+    ("        dataSources: [\"thermostats/+/telemetry\"]", "        dataSources: [\"thermostats/+/telemetry\"]\n        assetRef: thermostat-1",
+     "adx.yaml: Dataflow/flow: spec.operations[0].sourceSettings.assetRef: this host does not read assets from Azure Device Registry: name the asset's MQTT topics in dataSources"),
+    ("    - operationType: Destination", "    - operationType: Source\n      sourceSettings: {endpointRef: default, dataSources: [a]}\n    - operationType: Destination",
+     "adx.yaml: Dataflow/flow: spec.operations[2].operationType: a second Source operation: a dataflow has one"),
+];
+
+/// howto-create-dataflow's "Example" dataflow (the thermostat, `operationType:
+/// builtInTransformation` as the page writes it), into the ADX table instead of MQTT.
+const THERMOSTAT_DATAFLOW: &str = r#"
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: Dataflow
+metadata:
+  name: flow
+  namespace: azure-iot-operations
+spec:
+  profileRef: default
+  mode: Enabled
+  operations:
+    - operationType: Source
+      sourceSettings:
+        endpointRef: default
+        dataSources: ["thermostats/+/telemetry"]
+    - operationType: builtInTransformation
+      builtInTransformationSettings:
+        filter:
+          - inputs:
+              - 'temperature.Value'
+              - '"Tag 10".Value'
+            expression: '$1 * $2 < 100000'
+        map:
+          - inputs:
+              - '*'
+            output: '*'
+          - inputs:
+              - temperature.Value
+            output: TemperatureF
+            expression: cToF($1)
+          - inputs:
+              - '"Tag 10".Value'
+            output: 'Humidity'
+    - operationType: Destination
+      destinationSettings:
+        endpointRef: adx
+        dataDestination: thermostat
+"#;
+
+#[test]
+fn the_documented_thermostat_transformation_loads_and_compiles() {
+    let deployment = load(&[ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, TABLE]).unwrap();
+    let flow = &deployment.dataflows[0];
+    assert!(flow.enabled);
+    assert_eq!(flow.profile, "default");
+    let transformation = flow
+        .transformation
+        .as_ref()
+        .expect("the transformation is read");
+    assert_eq!(
+        (
+            transformation.spec.filter.len(),
+            transformation.spec.map.len()
+        ),
+        (1, 3)
+    );
+    assert_eq!(
+        transformation.path,
+        "spec.operations[1].builtInTransformationSettings"
+    );
+    assert!(!transformation.compile().is_empty());
+}
+
+#[test]
+fn every_bad_transformation_is_reported_with_its_exact_message() {
+    let valid = [ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, TABLE].join("\n---\n");
+    for (from, to, expected) in BAD_TRANSFORMATION {
+        assert!(
+            valid.contains(from),
+            "the valid documents do not contain {from:?}"
+        );
+        let changed = valid.replacen(from, to, 1);
+        match load(&[&changed]) {
+            Ok(_) => panic!("accepted: {to}"),
+            Err(problems) => assert!(
+                problems.iter().any(|p| p == expected),
+                "changing {from:?} to {to:?}\nexpected: {expected}\nreported: {problems:#?}"
+            ),
+        }
+    }
+}
+
+/// The early v1beta1 pages write `mode: enabled` and lower-case operation types
+/// (howto-create-dataflow, August 2024); a Disabled dataflow loads and is marked so.
+#[test]
+fn v1beta1_casings_and_mode() {
+    let lower = THERMOSTAT_DATAFLOW
+        .replace("mode: Enabled", "mode: disabled")
+        .replace("operationType: Source", "operationType: source")
+        .replace("operationType: Destination", "operationType: destination");
+    let deployment = load(&[ENDPOINT_V1BETA1, &lower, TABLE]).unwrap();
+    assert!(!deployment.dataflows[0].enabled);
+    assert!(deployment.dataflows[0].transformation.is_some());
+}
+
+/// howto-configure-dataflow-profile: the default profile as documented, a profile with two
+/// instances, and the documented diagnostics (refused, with where to set them instead).
+#[test]
+fn dataflow_profiles() {
+    let profile = |spec: &str| {
+        format!("apiVersion: connectivity.iotoperations.azure.com/v1\nkind: DataflowProfile\nmetadata:\n  name: scaled\n  namespace: azure-iot-operations\nspec:\n{spec}")
+    };
+    let flow = THERMOSTAT_DATAFLOW.replace("profileRef: default", "profileRef: scaled");
+    let deployment = load(&[
+        ENDPOINT_V1BETA1,
+        &flow,
+        TABLE,
+        &profile("  instanceCount: 2\n"),
+    ])
+    .unwrap();
+    assert_eq!(deployment.profile("scaled").unwrap().instance_count, 2);
+    assert_eq!(deployment.profile("default").unwrap().instance_count, 1);
+    let default = "apiVersion: connectivity.iotoperations.azure.com/v1\nkind: DataflowProfile\nmetadata:\n  name: default\n  namespace: azure-iot-operations\nspec:\n  instanceCount: 1\n";
+    load(&[ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, TABLE, default]).unwrap();
+    let problems = load(&[
+        ENDPOINT_V1BETA1,
+        &flow,
+        TABLE,
+        &profile("  instanceCount: 21\n"),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        problems,
+        ["adx.yaml: DataflowProfile/scaled: spec.instanceCount: 21 is outside 1..20"]
+    );
+    let problems = load(&[
+        ENDPOINT_V1BETA1,
+        &flow,
+        TABLE,
+        &profile("  instanceCount: 1\n  diagnostics:\n    logs:\n      level: debug\n"),
+    ])
+    .unwrap_err();
+    assert!(problems[0].starts_with("adx.yaml: DataflowProfile/scaled: spec.diagnostics: this host does not take its log level"), "{problems:?}");
+}
 
 #[test]
 fn every_bad_configuration_is_reported_with_its_exact_message() {

@@ -88,6 +88,8 @@ pub struct Metrics {
     pub received: Counter,
     pub ingested: Counter,
     pub dead_lettered: Counter,
+    /// Messages a filter rule dropped (settled, acknowledged, not dead letters).
+    pub filtered: Counter,
     pub retries: Counter,
     pub paused: Counter,
     /// Retries that held the whole in-flight window (the window limits throughput).
@@ -145,6 +147,7 @@ impl Metrics {
             received: Counter::default(),
             ingested: Counter::default(),
             dead_lettered: Counter::default(),
+            filtered: Counter::default(),
             retries: Counter::default(),
             paused: Counter::default(),
             window_full_retries: Counter::default(),
@@ -205,6 +208,11 @@ impl Metrics {
             "dataflow_messages_dead_lettered_total",
             "Messages rejected with a reason and written to the dead-letter sink.",
             self.dead_lettered.get(),
+        );
+        counter(
+            "dataflow_messages_filtered_total",
+            "Messages a filter rule of the dataflow's transformation dropped (acknowledged, not ingested).",
+            self.filtered.get(),
         );
         counter(
             "dataflow_retries_total",

@@ -73,6 +73,15 @@ impl Ledger {
         self.report.peak_in_flight = self.report.peak_in_flight.max(self.unsettled as u64);
     }
 
+    /// Marks messages a filter rule dropped: settled, without a row or a dead letter.
+    pub fn filter_out(&mut self, sequences: &[u64]) {
+        for &sequence in sequences {
+            if self.settle(sequence).is_some() {
+                self.report.filtered += 1;
+            }
+        }
+    }
+
     fn settle(&mut self, sequence: u64) -> Option<(Message, String)> {
         let index = sequence.checked_sub(self.first_sequence)? as usize;
         let entry = self.entries.get_mut(index)?;

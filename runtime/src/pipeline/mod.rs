@@ -7,6 +7,7 @@
 
 mod ledger;
 mod retry;
+mod transform;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use crate::sources::mqtt::MqttTotals;
 use crate::sources::{Acknowledger, SourceReceiver};
 use ledger::Ledger;
 pub use retry::{RetryPolicy, Shutdown, Waited};
+pub use transform::TransformStage;
 
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -89,6 +91,8 @@ pub struct Delivery {
     /// Each sink received here replaces the running one: the running one sends everything it
     /// holds and is closed, then the new one takes the stream (and anything left unsettled).
     pub swaps: Option<mpsc::Receiver<PluginSink>>,
+    /// The dataflow's transformation, applied to each message before the plugin sees it.
+    pub transform: Option<TransformStage>,
 }
 
 impl Default for Delivery {
@@ -99,6 +103,7 @@ impl Default for Delivery {
             dead_letters: DeadLetterSink::ReportOnly,
             shutdown: None,
             swaps: None,
+            transform: None,
         }
     }
 }
@@ -108,6 +113,8 @@ pub struct PipelineReport {
     pub messages_in: u64,
     pub ingested: u64,
     pub rejected: u64,
+    /// Dropped by a filter rule of the transformation: settled, neither a row nor a dead letter.
+    pub filtered: u64,
     /// `(origin, reason)` of the first rejected messages.
     pub rejections: Vec<(String, String)>,
     /// Messages neither ingested nor rejected when the pipeline stopped.
@@ -136,6 +143,7 @@ impl PipelineReport {
             format!("messages in        {}", self.messages_in),
             format!("rows ingested      {}", self.ingested),
             format!("rejected           {}", self.rejected),
+            format!("filtered           {}", self.filtered),
             format!("unacknowledged     {}", self.unacknowledged),
             format!("peak in flight     {}", self.peak_in_flight),
         ];
@@ -198,7 +206,7 @@ impl PipelineReport {
     pub fn all_accounted_for(&self) -> bool {
         self.failure.is_none()
             && self.unacknowledged == 0
-            && self.ingested + self.rejected == self.messages_in
+            && self.ingested + self.rejected + self.filtered == self.messages_in
     }
 }
 
@@ -231,6 +239,7 @@ pub async fn run_with(
     };
     let mut buffer = Vec::with_capacity(options.feed_chunk);
     let mut swaps = delivery.swaps;
+    let mut transform = delivery.transform;
     let mut swapped = 0;
 
     let mut stopped = loop {
@@ -278,23 +287,38 @@ pub async fn run_with(
                         (message, (origin, receipt))
                     })
                     .unzip();
-                let oversize = oversize_rejections(&messages, options.max_message_bytes);
-                let accepted = if oversize.is_empty() {
+                // Oversize payloads and, with a transformation, messages it filters out or
+                // fails on are settled here, before the plugin is called, so that no replay
+                // after a plugin failure hands them to it either.
+                let mut screened = oversize_rejections(&messages, options.max_message_bytes);
+                let mut filtered = Vec::new();
+                let mut messages = messages;
+                if let Some(stage) = &mut transform {
+                    stage.apply(&mut messages, &mut screened, &mut filtered, options.max_message_bytes);
+                }
+                let accepted = if screened.is_empty() && filtered.is_empty() {
                     let accepted = sink.accept(&messages).await;
                     run.ledger.admit(messages, sources);
                     accepted
                 } else {
-                    // Settled (dead-lettered) before the plugin is called, so that no
-                    // replay after a plugin failure hands them to it either.
+                    let settled: std::collections::HashSet<u64> = screened
+                        .iter()
+                        .map(|r| r.sequence)
+                        .chain(filtered.iter().copied())
+                        .collect();
                     let fit: Vec<Message> = messages
                         .iter()
-                        .filter(|m| m.payload.len() <= options.max_message_bytes)
+                        .filter(|m| !settled.contains(&m.sequence))
                         .cloned()
                         .collect();
                     run.ledger.admit(messages, sources);
+                    run.ledger.filter_out(&filtered);
+                    if let Some(metrics) = &run.metrics {
+                        metrics.filtered.set(run.ledger.report.filtered);
+                    }
                     run.record(&Outcome {
                         ingested: Vec::new(),
-                        rejected: oversize,
+                        rejected: screened,
                         failure: None,
                     })
                     .await?;

@@ -1,0 +1,110 @@
+//! The dataflow's transformation between the source and the plugin: each message's JSON
+//! payload through the compiled plan (enrich, filter, map). A message a filter drops is
+//! settled as filtered; one a rule fails on is dead-lettered with the rule, its field path and
+//! the values it read; the others go on to the plugin transformed.
+
+use dataflow_transform::{Record, Transformation, Verdict};
+use serde_json::Value as Json;
+
+use crate::plugin::{Message, Rejection, RejectionKind};
+
+pub struct TransformStage {
+    plan: Transformation,
+    /// Where the transformation is configured (`spec.operations[1].builtInTransformationSettings`).
+    path: String,
+}
+
+impl TransformStage {
+    pub fn new(plan: Transformation, path: String) -> Self {
+        Self { plan, path }
+    }
+
+    /// Transforms `messages` in place. Those already in `screened` are left alone; those that
+    /// fail are added to it, and those a filter drops to `filtered`.
+    pub fn apply(
+        &mut self,
+        messages: &mut [Message],
+        screened: &mut Vec<Rejection>,
+        filtered: &mut Vec<u64>,
+        max_bytes: usize,
+    ) {
+        let already = screened.len();
+        for message in messages.iter_mut() {
+            if screened[..already]
+                .iter()
+                .any(|r| r.sequence == message.sequence)
+            {
+                continue;
+            }
+            let reject = |kind, reason: String| Rejection {
+                sequence: message.sequence,
+                kind,
+                reason,
+            };
+            let payload: Json = match serde_json::from_slice(&message.payload) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    screened.push(reject(
+                        RejectionKind::Payload,
+                        format!(
+                            "the payload is not JSON ({e}); the transformation ({}) reads JSON",
+                            self.path
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            let record = Record {
+                payload,
+                topic: std::mem::take(&mut message.topic),
+                content_type: message.content_type.take(),
+                user_properties: std::mem::take(&mut message.user_properties),
+            };
+            let original = (
+                record.topic.clone(),
+                record.content_type.clone(),
+                record.user_properties.clone(),
+            );
+            match self.plan.apply(record) {
+                Ok(Verdict::Pass(out)) => {
+                    message.payload =
+                        serde_json::to_vec(&out.payload).expect("JSON values serialize");
+                    message.topic = out.topic;
+                    message.content_type = out.content_type;
+                    message.user_properties = out.user_properties;
+                    if message.payload.len() > max_bytes {
+                        screened.push(Rejection {
+                            sequence: message.sequence,
+                            kind: RejectionKind::Size,
+                            reason: format!("the transformed message is {} bytes, more than the {max_bytes} this host hands to a plugin", message.payload.len()),
+                        });
+                    }
+                }
+                Ok(Verdict::Dropped(rule)) => {
+                    (message.topic, message.content_type, message.user_properties) = original;
+                    tracing::trace!(
+                        "message {} dropped by {}.filter[{rule}]",
+                        message.sequence,
+                        self.path
+                    );
+                    filtered.push(message.sequence);
+                }
+                Err(failure) => {
+                    // The message stays as it came, for the dead-letter sink.
+                    (message.topic, message.content_type, message.user_properties) = original;
+                    screened.push(Rejection {
+                        sequence: message.sequence,
+                        kind: RejectionKind::Conversion,
+                        reason: format!(
+                            "{}.{}[{}] failed: {}",
+                            self.path,
+                            failure.stage.field(),
+                            failure.rule,
+                            failure.message
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
