@@ -17,4 +17,5 @@ mod plugin_restart;
 mod run_config;
 mod sustained_faults;
 mod tls;
+mod transformation;
 mod two_dataflows;

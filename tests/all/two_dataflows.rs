@@ -19,6 +19,7 @@ kind: Dataflow
 metadata:
   name: {name}
 spec:
+  profileRef: default
   operations:
     - operationType: Source
       sourceSettings:

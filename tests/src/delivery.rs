@@ -26,6 +26,13 @@ pub struct ScenarioOptions {
     pub filter: String,
     /// The broker logs every packet, for `Broker::packet_counts`.
     pub broker_logs_packets: bool,
+    /// The table (its first column is the message number `n`).
+    pub create_table: String,
+    /// A `builtInTransformationSettings` block (its keys at column 0) for the dataflow.
+    pub transformation: Option<String>,
+    /// The dataflow's profile: `None` for `default`, else a DataflowProfile with this
+    /// instanceCount.
+    pub instance_count: Option<u16>,
 }
 
 impl Default for ScenarioOptions {
@@ -37,6 +44,9 @@ impl Default for ScenarioOptions {
             max_messages: 500,
             filter: "readings/#".into(),
             broker_logs_packets: false,
+            create_table: CREATE_TABLE.into(),
+            transformation: None,
+            instance_count: None,
         }
     }
 }
@@ -56,7 +66,7 @@ impl Scenario {
             true => Broker::start_logging_packets(&dir).unwrap(),
             false => Broker::start(&dir).unwrap(),
         };
-        let adx = LocalAdx::start(CREATE_TABLE, options.streaming).await;
+        let adx = LocalAdx::start(&options.create_table, options.streaming).await;
         let endpoint =
             adx.endpoint_yaml("adx", None, options.latency_seconds, options.max_messages);
         let config = format!(
@@ -79,11 +89,12 @@ kind: Dataflow
 metadata:
   name: readings
 spec:
+  profileRef: {profile}
   operations:
     - operationType: Source
       sourceSettings:
         endpointRef: plant-broker
-        dataSources: ["{filter}"]
+        dataSources: ["{filter}"]{transformation}
     - operationType: Destination
       destinationSettings:
         endpointRef: adx
@@ -94,14 +105,23 @@ kind: KustoTable
 metadata:
   name: {TABLE}
 spec:
-  schema: "{CREATE_TABLE}"
+  schema: "{create_table}"
   columns:
     - name: MqttTopic
       source: $metadata.topic
-"#,
+{profile_resource}"#,
+            profile = if options.instance_count.is_some() { "scaled" } else { "default" },
+            profile_resource = options.instance_count.map_or(String::new(), |count| format!(
+                "---\napiVersion: connectivity.iotoperations.azure.com/v1\nkind: DataflowProfile\nmetadata:\n  name: scaled\nspec:\n  instanceCount: {count}\n"
+            )),
+            transformation = options.transformation.as_deref().map_or(String::new(), |t| {
+                let indented: Vec<String> = t.lines().map(|l| format!("        {l}")).collect();
+                format!("\n    - operationType: BuiltInTransformation\n      builtInTransformationSettings:\n{}", indented.join("\n"))
+            }),
             broker = broker.address(),
             inflight = options.max_inflight_messages,
             filter = options.filter,
+            create_table = options.create_table,
         );
         std::fs::write(dir.join("config/dataflow.yaml"), config).unwrap();
         Self { dir, broker, adx }
