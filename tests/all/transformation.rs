@@ -33,7 +33,7 @@ map:
 /// every tenth of the others has a humidity that is not a number (the filter's expression
 /// fails on it: dead-lettered), the rest are warm.
 fn thermostat_message(n: u64) -> (Outgoing, Fate) {
-    let (temperature, humidity, fate) = if n % 3 == 0 {
+    let (temperature, humidity, fate) = if n.is_multiple_of(3) {
         (Value::from(10), Value::from(50), Fate::Filtered)
     } else if n % 10 == 1 {
         (
