@@ -5,6 +5,7 @@
 
 mod connections;
 mod end_to_end;
+pub mod transformation;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,6 +111,8 @@ pub struct BenchReport {
     pub instantiate: Spread,
     /// HTTPS requests to the local endpoint with keep-alive and without.
     pub connections: Result<connections::Connections, String>,
+    /// The pipeline with howto-create-dataflow's thermostat transformation and without.
+    pub transformation: transformation::TransformationCost,
 }
 
 const CASES: &[(&str, u32)] = &[
@@ -299,6 +302,7 @@ pub async fn run(options: &BenchOptions, plugin: &[u8]) -> Result<BenchReport> {
         },
 
         instantiate,
+        transformation: transformation::measure(plugin, options.messages, options.runs).await?,
         connections: connections::measure(options.https_requests)
             .await
             .map_err(|e| format!("{e:#}")),
@@ -408,6 +412,19 @@ impl BenchReport {
             ),
             Err(reason) => format!("end to end on loopback: not measured ({reason})"),
         });
+        let t = &self.transformation;
+        out.push(format!(
+            "pipeline (channel → transformation → plugin in wasm, HTTP answered in-process), {} messages: without a transformation {} msgs/s ({}–{}), with howto-create-dataflow's thermostat filter and map {} msgs/s ({}–{}): {:.2} µs more per message; the transformation stage alone {:.2} µs per message",
+            t.messages,
+            k(t.without.median),
+            k(t.without.min),
+            k(t.without.max),
+            k(t.with.median),
+            k(t.with.min),
+            k(t.with.max),
+            t.added_micros(),
+            t.stage_micros
+        ));
         out.push(match &self.connections {
             Ok(c) => format!(
                 "HTTPS to the local endpoint, {} ingestion requests: kept alive {} new handshake(s), latency p50 {:.2} ms, p99 {:.2} ms; a connection per request {} handshakes, p50 {:.2} ms, p99 {:.2} ms ({:.1}× the kept-alive p50)",

@@ -2,9 +2,30 @@
 
 use serde_json::{Map, Value as Json};
 
+use crate::path::Segment;
+
 pub fn get<'a>(mut node: &'a Json, path: &[String]) -> Option<&'a Json> {
     for segment in path {
         node = node.as_object()?.get(segment)?;
+    }
+    Some(node)
+}
+
+/// The value at `segments`, with `capture` standing for the wildcard (no path is built).
+pub fn get_captured<'a>(
+    mut node: &'a Json,
+    segments: &[Segment],
+    capture: &[String],
+) -> Option<&'a Json> {
+    for segment in segments {
+        match segment {
+            Segment::Field(name) => node = node.as_object()?.get(name)?,
+            Segment::Wildcard => {
+                for name in capture {
+                    node = node.as_object()?.get(name)?;
+                }
+            }
+        }
     }
     Some(node)
 }

@@ -570,7 +570,7 @@ fn read_with(
             .map(|(_, v)| Json::String(v.clone())),
         root => {
             let base = source(record, root, contexts, aliases)?;
-            json_path::get(base, &path.substitute(capture)).cloned()
+            json_path::get_captured(base, &path.segments, capture).cloned()
         }
     }
 }
