@@ -143,7 +143,7 @@ pub fn payload_seeds() -> Vec<Vec<u8>> {
 pub fn config_seeds() -> Vec<Vec<u8>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut seeds = Vec::new();
-    for dir in ["thermostat", "local"] {
+    for dir in ["thermostat", "local", "transformation"] {
         let mut all = String::new();
         for file in ["endpoint.yaml", "dataflow.yaml", "table.yaml"] {
             let text = std::fs::read_to_string(root.join(dir).join(file)).unwrap_or_default();
@@ -222,11 +222,157 @@ pub fn check_payload(converter: &RowConverter, payload: &[u8]) -> Result<(), Str
     Ok(())
 }
 
+pub fn expression_seeds() -> Vec<Vec<u8>> {
+    [
+        "$1 * $2 < 100000",
+        "cToF($1)",
+        "if($1 == (), $2, $1)",
+        "($1 + $2) / 2",
+        "$1 + \", \" + $2",
+        "scale($1, 0, 4095, 0, 100)",
+        "-$1 ^ 2 ^ 3 % 7",
+        "min(($1, $2, 3.5, -1))",
+        "str::substring(str::to_uppercase($3), 0, 2) == 'AB' || !($4 > 1e3)",
+        "round_n(math::hypot($1, $2), 3)",
+        "contains_any(($1, $2), (1, 'x', true))",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
+/// The parser answers every text with a tree or an error; a tree evaluates on any inputs
+/// to a value or an error, the same twice.
+pub fn check_expression(text: &[u8]) -> Result<bool, String> {
+    let text = String::from_utf8_lossy(text);
+    let Ok(expr) = dataflow_transform::expr::parse(&text, 4) else {
+        return Ok(false);
+    };
+    use dataflow_transform::value::Value;
+    let inputs = [
+        vec![
+            Value::Int(3),
+            Value::Float(2.5),
+            Value::Str("abc".into()),
+            Value::Empty,
+        ],
+        vec![
+            Value::Int(i64::MAX),
+            Value::Int(-1),
+            Value::Bool(true),
+            Value::Tuple(vec![Value::Int(1)]),
+        ],
+    ];
+    for values in &inputs {
+        // Compared as text: NaN is not equal to itself.
+        let once = format!("{:?}", dataflow_transform::evaluate(&expr, values));
+        if once != format!("{:?}", dataflow_transform::evaluate(&expr, values)) {
+            return Err(format!("two evaluations of {text:?} differ"));
+        }
+    }
+    Ok(true)
+}
+
+/// Documented rule sets (howto-create-dataflow's thermostat, concept-dataflow-mapping's
+/// wildcards and removals) on mutated payloads: an answer for every payload, a JSON object
+/// out of every map, the same answer from a fresh plan.
+pub fn check_map(
+    plans: &[dataflow_transform::TransformationSpec],
+    payload: &[u8],
+) -> Result<bool, String> {
+    use dataflow_transform::{Record, Transformation, Verdict};
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return Ok(false);
+    };
+    let record = Record {
+        payload: json,
+        topic: "t/1".into(),
+        content_type: None,
+        user_properties: vec![("k".into(), "v".into())],
+    };
+    let mut passed = false;
+    for spec in plans {
+        let mut plan = Transformation::compile(spec)
+            .map_err(|e| format!("a seed plan does not compile: {e:?}"))?;
+        let first = plan.apply(record.clone());
+        let again = Transformation::compile(spec).unwrap().apply(record.clone());
+        if first != again {
+            return Err(format!(
+                "two fresh plans disagree on {}",
+                String::from_utf8_lossy(payload)
+            ));
+        }
+        if let Ok(Verdict::Pass(out)) = first {
+            if !spec.map.is_empty() && !out.payload.is_object() {
+                return Err(format!(
+                    "a map made {} of {}",
+                    out.payload,
+                    String::from_utf8_lossy(payload)
+                ));
+            }
+            passed = true;
+        }
+    }
+    Ok(passed)
+}
+
+pub fn map_plans() -> Vec<dataflow_transform::TransformationSpec> {
+    use dataflow_transform::{FilterSpec, MapSpec, TransformationSpec};
+    let map = |inputs: &[&str], output: Option<&str>, expression: Option<&str>| MapSpec {
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        output: output.map(str::to_string),
+        expression: expression.map(str::to_string),
+        ..MapSpec::default()
+    };
+    vec![
+        TransformationSpec {
+            filter: vec![FilterSpec {
+                inputs: vec!["temperature.Value".into(), "\"Tag 10\".Value".into()],
+                expression: "$1 * $2 < 100000".into(),
+                description: None,
+            }],
+            map: vec![
+                map(&["*"], Some("*"), None),
+                map(
+                    &["temperature.Value"],
+                    Some("TemperatureF"),
+                    Some("cToF($1)"),
+                ),
+                map(&["\"Tag 10\".Value"], Some("Humidity"), None),
+            ],
+            ..TransformationSpec::default()
+        },
+        TransformationSpec {
+            map: vec![
+                map(
+                    &["*.Max", "*.Min"],
+                    Some("ColorProperties.*"),
+                    Some("($1 + $2) / 2"),
+                ),
+                map(&["Opacity.Max", "Opacity.Min"], None, None),
+                map(&["*"], Some("all.*"), None),
+                map(&["r ? $last"], Some("$metadata.user_property.r"), None),
+                map(&["$metadata.topic", "s"], Some("s.topic"), Some("$1 + $2")),
+            ],
+            ..TransformationSpec::default()
+        },
+    ]
+}
+
+pub fn transformation_payload_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = payload_seeds();
+    seeds.push(br#"{"temperature":{"Value":2000,"SourceTimestamp":"2026-12-02T00:00:00Z"},"Tag 10":{"Value":60}}"#.to_vec());
+    seeds.push(br#"{"Saturation":{"Max":0.42,"Min":0.67},"Opacity":{"Max":0.88,"Min":0.91,"Mid":{"Avg":1}},"s":"x"}"#.to_vec());
+    seeds
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub iterations: u64,
     pub payloads_converted: u64,
     pub configs_accepted: u64,
+    pub expressions_parsed: u64,
+    pub maps_applied: u64,
     pub failures: Vec<String>,
 }
 
@@ -237,14 +383,25 @@ pub fn run(duration: Duration, seed: u64) -> Report {
         RowConverter::new(&DestinationConfig::from_pairs(&plugin_pairs(&[])).unwrap()).unwrap();
     let payloads = payload_seeds();
     let configs = config_seeds();
+    let expressions = expression_seeds();
+    let transformation_payloads = transformation_payload_seeds();
+    let plans = map_plans();
     let mut report = Report::default();
     let started = Instant::now();
     while started.elapsed() < duration && report.failures.len() < 10 {
         report.iterations += 1;
-        let target = report.iterations % 3;
-        let input = mutate(&mut rng, if target == 1 { &configs } else { &payloads });
+        let target = report.iterations % 5;
+        let seeds = match target {
+            1 => &configs,
+            3 => &expressions,
+            4 => &transformation_payloads,
+            _ => &payloads,
+        };
+        let input = mutate(&mut rng, seeds);
         let outcome = catch_unwind(AssertUnwindSafe(|| match target {
             0 => check_payload(&converter, &input).map(|_| false),
+            3 => check_expression(&input),
+            4 => check_map(&plans, &input),
             1 => {
                 let text = String::from_utf8_lossy(&input).into_owned();
                 Ok(Deployment::from_texts(&[("fuzz.yaml".into(), text)], Vec::new()).is_ok())
@@ -270,13 +427,13 @@ pub fn run(duration: Duration, seed: u64) -> Report {
             }
         }));
         match outcome {
-            Ok(Ok(accepted)) => {
-                if accepted && target == 1 {
-                    report.configs_accepted += 1;
-                } else if target == 0 {
-                    report.payloads_converted += 1;
-                }
-            }
+            Ok(Ok(accepted)) => match target {
+                1 if accepted => report.configs_accepted += 1,
+                0 => report.payloads_converted += 1,
+                3 if accepted => report.expressions_parsed += 1,
+                4 if accepted => report.maps_applied += 1,
+                _ => {}
+            },
             Ok(Err(violation)) => report.failures.push(violation),
             Err(_) => report.failures.push(format!(
                 "panic on input {:?}",
@@ -293,6 +450,10 @@ mod tests {
     fn a_short_fuzzing_run_finds_nothing() {
         let report = super::run(std::time::Duration::from_secs(5), 0x5eed);
         assert!(report.iterations > 1000, "{report:?}");
+        assert!(
+            report.expressions_parsed > 0 && report.maps_applied > 0,
+            "{report:?}"
+        );
         assert!(report.failures.is_empty(), "{:#?}", report.failures);
     }
 }

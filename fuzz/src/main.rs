@@ -12,10 +12,12 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let report = fuzz::run(std::time::Duration::from_secs(seconds), seed);
     println!(
-        "seed {seed}: {} inputs in {seconds} s, {} payloads converted, {} configurations accepted, {} failures",
+        "seed {seed}: {} inputs in {seconds} s, {} payloads converted, {} configurations accepted, {} expressions parsed, {} maps applied, {} failures",
         report.iterations,
         report.payloads_converted,
         report.configs_accepted,
+        report.expressions_parsed,
+        report.maps_applied,
         report.failures.len()
     );
     for failure in &report.failures {

@@ -290,3 +290,33 @@ async fn two_instances_of_a_profile_share_the_stream() {
         "{said}"
     );
 }
+
+/// `validate` on examples/transformation says what runs: the source, each rule as it will
+/// be applied (a filter *drops* when true), the destination's columns.
+#[test]
+fn validate_prints_what_the_example_transformation_does() {
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/transformation");
+    let output = std::process::Command::new(end_to_end_tests::host_process::host_binary())
+        .arg("validate")
+        .arg(&examples)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "dataflow my-dataflow (Enabled, profile default: 1 instance(s))",
+        "  source       default: azure-iot-operations/data/thermostat",
+        "  filter[0]    drops the message when $1 * $2 < 100000 (inputs temperature.Value, \"Tag 10\".Value)",
+        "  map[0]       * -> *",
+        "  map[1]       cToF($1) -> TemperatureF (inputs temperature.Value)",
+        "  map[2]       \"Tag 10\".Value -> Humidity",
+        "  destination  adx: table thermostat (TemperatureF: real, Humidity: real, MqttTopic: string)",
+    ] {
+        assert!(said.lines().any(|l| l == line), "no line {line:?} in\n{said}");
+    }
+}

@@ -15,6 +15,7 @@ pub mod path;
 mod plan;
 pub mod value;
 
+pub use eval::evaluate;
 pub use plan::{
     DatasetRecords, DatasetSpec, Failure, FilterSpec, MapSpec, MappingType, Record, RuleError,
     Stage, Transformation, TransformationSpec, Verdict,
