@@ -75,6 +75,10 @@ enum Command {
         /// YAML files, or directories of them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Where the schemas that transformations name (`schemaRef: aio-sr://NS/NAME:VERSION`)
+        /// are read: DIR/NS/NAME/VERSION.json.
+        #[arg(long, value_name = "DIR")]
+        schema_registry: Option<PathBuf>,
     },
     /// Runs a dataflow described by YAML resources.
     Run(Box<RunArgs>),
@@ -184,7 +188,10 @@ async fn execute(command: Command) -> Result<()> {
             println!("{}", report.render());
             Ok(())
         }
-        Command::Validate { paths } => validate(&paths),
+        Command::Validate {
+            paths,
+            schema_registry,
+        } => validate(&paths, schema_registry.as_deref()),
         Command::Run(args) => run_dataflows(&args).await,
         Command::Plugin {
             command: PluginCommand::Inspect { file },
@@ -193,8 +200,8 @@ async fn execute(command: Command) -> Result<()> {
     }
 }
 
-fn validate(paths: &[PathBuf]) -> Result<()> {
-    let deployment = run::load(paths)?;
+fn validate(paths: &[PathBuf], schema_registry: Option<&Path>) -> Result<()> {
+    let deployment = run::load(paths, schema_registry)?;
     println!(
         "valid: {} endpoint(s), {} dataflow(s), {} table(s)",
         deployment.endpoints.len(),

@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// are the JSON Lines of DIR/KEY.jsonl (one object per line), read at start.
     #[arg(long, value_name = "DIR")]
     pub state_store: Option<PathBuf>,
+    /// Where the schemas that transformations name (`schemaRef: aio-sr://NS/NAME:VERSION`)
+    /// are read: DIR/NS/NAME/VERSION.json, Delta/1.0 or JSON Schema draft-07.
+    #[arg(long, value_name = "DIR")]
+    pub schema_registry: Option<PathBuf>,
 }
 
 /// What the caller gives a run besides its arguments.
@@ -87,8 +91,9 @@ pub struct RunContext {
 pub const DEFAULT_BROKER: &str = "localhost:1883";
 
 /// Loads and checks the configuration; the error lists every problem, one per line.
-pub fn load(paths: &[PathBuf]) -> Result<Deployment> {
-    Deployment::load(paths).map_err(|problems| {
+/// `schema_registry`: the directory that transformations' `schemaRef`s are read from.
+pub fn load(paths: &[PathBuf], schema_registry: Option<&std::path::Path>) -> Result<Deployment> {
+    Deployment::load_with(paths, schema_registry).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow!(
             "{} problem(s) in the configuration:\n{}",
@@ -112,7 +117,7 @@ enum Source {
 /// what they took, then return). The configuration is read once. Reports come back in the
 /// configuration's order.
 pub async fn run_all(args: &RunArgs, context: RunContext) -> Result<Vec<(String, PipelineReport)>> {
-    let deployment = Arc::new(load(&args.config)?);
+    let deployment = Arc::new(load(&args.config, args.schema_registry.as_deref())?);
     let plans = deployment.destination_plans();
     let chosen: Vec<DestinationPlan> = match args.dataflow.as_deref() {
         Some(name) => {
@@ -219,7 +224,7 @@ pub async fn run_all(args: &RunArgs, context: RunContext) -> Result<Vec<(String,
         let (shutdown, pause) = (cancelled.clone(), context.pause.clone());
         set.spawn(async move { (index, dataflow.run(shutdown, swaps, pause).await) });
     }
-    reload_on_hangup(args.config.clone(), reloads);
+    reload_on_hangup(args.config.clone(), args.schema_registry.clone(), reloads);
     let mut results: Vec<Option<Result<PipelineReport>>> = names.iter().map(|_| None).collect();
     let mut failed = None;
     while let Some(joined) = set.join_next().await {
@@ -499,7 +504,7 @@ struct Reloadable {
     swaps: mpsc::Sender<PluginSink>,
 }
 
-fn reload_on_hangup(paths: Vec<PathBuf>, dataflows: Vec<Reloadable>) {
+fn reload_on_hangup(paths: Vec<PathBuf>, registry: Option<PathBuf>, dataflows: Vec<Reloadable>) {
     // Registered now, before the task runs: until then a SIGHUP would end the process.
     let hangups = signal(SignalKind::hangup());
     tokio::spawn(async move {
@@ -508,7 +513,7 @@ fn reload_on_hangup(paths: Vec<PathBuf>, dataflows: Vec<Reloadable>) {
         };
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reading the configuration again for a live swap");
-            let deployment = match load(&paths) {
+            let deployment = match load(&paths, registry.as_deref()) {
                 Ok(deployment) => deployment,
                 Err(e) => {
                     tracing::error!("the reload failed, the running plugins stay: {e:#}");

@@ -65,16 +65,40 @@ enum Fate {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_thermostat_transformation_filters_converts_and_loses_nothing() {
+    thermostat_through_run(false).await;
+}
+
+/// The same with the output schema from a schema registry directory (`schemaRef`,
+/// concept-schema-registry's Delta format) beside the KustoTable, which it must match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_thermostat_transformation_with_its_output_schema_from_the_registry() {
+    thermostat_through_run(true).await;
+}
+
+const OUTPUT_SCHEMA: &str = r#"{"$schema": "Delta/1.0", "type": "object", "properties": {"type": "struct", "fields": [
+    { "name": "n", "type": "long", "nullable": false, "metadata": {} },
+    { "name": "TemperatureF", "type": "double", "nullable": true, "metadata": {} },
+    { "name": "Humidity", "type": "double", "nullable": true, "metadata": {} },
+    { "name": "MqttTopic", "type": "string", "nullable": true, "metadata": {} }]}}"#;
+
+async fn thermostat_through_run(with_schema: bool) {
+    let transformation = match with_schema {
+        true => format!("schemaRef: aio-sr://plant/thermostat:1\n{THERMOSTAT}"),
+        false => THERMOSTAT.to_string(),
+    };
     let scenario = Scenario::start(
-        "thermostat-transformation",
+        if with_schema { "thermostat-schema" } else { "thermostat-transformation" },
         ScenarioOptions {
             create_table: ".create table readings (n: long, TemperatureF: real, Humidity: real, MqttTopic: string)".into(),
-            transformation: Some(THERMOSTAT.into()),
+            transformation: Some(transformation),
             broker_logs_packets: true,
             ..ScenarioOptions::default()
         },
     )
     .await;
+    let registry = scenario.dir.join("registry");
+    std::fs::create_dir_all(registry.join("plant/thermostat")).unwrap();
+    std::fs::write(registry.join("plant/thermostat/1.json"), OUTPUT_SCHEMA).unwrap();
     let metrics_addr = format!("127.0.0.1:{}", end_to_end_tests::broker::free_port());
     let dead_letters = scenario.dir.join("dead-letter-0.jsonl");
     let mut host = scenario.start_host_with(
@@ -84,6 +108,8 @@ async fn the_documented_thermostat_transformation_filters_converts_and_loses_not
             &dead_letters.display().to_string(),
             "--metrics-addr",
             &metrics_addr,
+            "--schema-registry",
+            &registry.display().to_string(),
         ],
     );
     host.wait_for_log("subscribed to", 1, Duration::from_secs(60))

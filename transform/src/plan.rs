@@ -932,6 +932,30 @@ fn compile_map(
 
 /// What a plan does, one line per rule, for `validate`.
 impl Transformation {
+    /// The top-level payload field each map rule writes: `Some(field)`, or `None` for a rule
+    /// whose output starts with `*` (it may write any field). Removals and metadata outputs
+    /// are left out; rules that do not parse too (they were reported).
+    pub fn top_level_outputs(spec: &TransformationSpec) -> Vec<(usize, Option<String>)> {
+        let mut out = Vec::new();
+        for (i, rule) in spec.map.iter().enumerate() {
+            let Some(text) = rule.output.as_deref().filter(|o| !o.is_empty()) else {
+                continue;
+            };
+            let Ok(path) = path::parse(text, Place::Output) else {
+                continue;
+            };
+            if path.root != Root::Payload {
+                continue;
+            }
+            match path.segments.first() {
+                Some(Segment::Field(name)) => out.push((i, Some(name.clone()))),
+                Some(Segment::Wildcard) => out.push((i, None)),
+                None => {}
+            }
+        }
+        out
+    }
+
     pub fn describe(spec: &TransformationSpec) -> Vec<String> {
         let mut lines = Vec::new();
         for (i, d) in spec.datasets.iter().enumerate() {

@@ -7,6 +7,7 @@ mod endpoint;
 mod mqtt;
 mod problem;
 mod profile;
+pub mod schema_registry;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,7 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
+use kusto_model::schema::KustoType;
 use yaml::Value;
 
 pub use dataflow::{check_topic_filter, Dataflow};
@@ -69,6 +71,11 @@ pub struct DestinationPlan {
 impl Deployment {
     /// Reads every YAML file given (directories: their `*.yaml` and `*.yml` files).
     pub fn load(paths: &[PathBuf]) -> Result<Self, Vec<Problem>> {
+        Self::load_with(paths, None)
+    }
+
+    /// As `load`, with the schema registry directory that `schemaRef`s are read from.
+    pub fn load_with(paths: &[PathBuf], registry: Option<&Path>) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut texts = Vec::new();
         for file in yaml_files(paths, &mut problems) {
@@ -78,13 +85,21 @@ impl Deployment {
                 Err(e) => problems.push(file_problem(&shown, e.to_string())),
             }
         }
-        Self::from_texts(&texts, problems)
+        Self::from_texts_with(&texts, problems, registry)
     }
 
     /// Reads YAML texts, each named as its file; `problems` holds what was already found.
     pub fn from_texts(
         texts: &[(String, String)],
+        problems: Vec<Problem>,
+    ) -> Result<Self, Vec<Problem>> {
+        Self::from_texts_with(texts, problems, None)
+    }
+
+    pub fn from_texts_with(
+        texts: &[(String, String)],
         mut problems: Vec<Problem>,
+        registry: Option<&Path>,
     ) -> Result<Self, Vec<Problem>> {
         let mut deployment = Deployment::default();
         let mut origins: Vec<(String, String)> = Vec::new(); // dataflow name -> file
@@ -100,6 +115,7 @@ impl Deployment {
                 Err(e) => problems.push(file_problem(file, format!("not valid YAML: {e}"))),
             }
         }
+        deployment.read_schemas(&origins, registry, &mut problems);
         deployment.check_references(&origins, &mut problems);
         if problems.is_empty() {
             Ok(deployment)
@@ -200,6 +216,36 @@ impl Deployment {
         None
     }
 
+    /// Reads the output schema each transformation's `schemaRef` names.
+    fn read_schemas(
+        &mut self,
+        origins: &[(String, String)],
+        registry: Option<&Path>,
+        problems: &mut Vec<Problem>,
+    ) {
+        for dataflow in &mut self.dataflows {
+            let Some(t) = &mut dataflow.transformation else {
+                continue;
+            };
+            let Some(reference) = &t.schema_ref else {
+                continue;
+            };
+            let file = origin_file(origins, &dataflow.name);
+            let resource = format!("Dataflow/{}", dataflow.name);
+            let path = format!("{}.schemaRef", t.path);
+            match registry {
+                None => problems.push(resource_problem(file, &resource, &path, &format!(
+                    "{reference} is in the schema registry: give its directory with --schema-registry DIR (the schema is DIR/{}/{}/{}.json)",
+                    reference.namespace, reference.name, reference.version
+                ))),
+                Some(dir) => match schema_registry::read(dir, reference) {
+                    Ok(schema) => t.schema = Some(schema),
+                    Err(e) => problems.push(resource_problem(file, &resource, &path, &e)),
+                },
+            }
+        }
+    }
+
     fn check_references(&self, origins: &[(String, String)], problems: &mut Vec<Problem>) {
         let names: Vec<&str> = self
             .declared_endpoints
@@ -224,11 +270,7 @@ impl Deployment {
                 .map(|e| e.endpoint_type.as_deref())
         };
         for dataflow in &self.dataflows {
-            let file = origins
-                .iter()
-                .find(|(n, _)| *n == dataflow.name)
-                .map(|(_, f)| f.as_str())
-                .unwrap_or("");
+            let file = origin_file(origins, &dataflow.name);
             let resource = format!("Dataflow/{}", dataflow.name);
             let report = |problems: &mut Vec<Problem>, path: String, message: String| {
                 problems.push(resource_problem(file, &resource, &path, &message));
@@ -266,24 +308,96 @@ impl Deployment {
                     destination_path,
                     unknown_endpoint(&dataflow.destination_endpoint, &names),
                 ),
-                Some(Some("DataExplorer"))
-                    if !self
-                        .tables
-                        .iter()
-                        .any(|t| t.name == dataflow.data_destination) =>
-                {
-                    report(
-                        problems,
-                        format!("{}.dataDestination", dataflow.destination_path),
-                        format!(
-                            "no KustoTable `{}` gives this table's schema",
-                            dataflow.data_destination
-                        ),
-                    )
+                Some(Some("DataExplorer")) => {
+                    for (path, message) in self.check_destination_columns(dataflow) {
+                        report(problems, path, message);
+                    }
                 }
                 Some(_) => {}
             }
         }
+    }
+
+    /// The destination table's columns against the output schema and the map: a table must be
+    /// given (a KustoTable, or the transformation's schemaRef); where both are, they agree;
+    /// every top-level field the map writes is read by a column, and, unless a wildcard rule
+    /// writes the whole record, every payload column is written by a rule (or it would be
+    /// null in every row). Returns (field path, message) pairs.
+    fn check_destination_columns(&self, dataflow: &Dataflow) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let table_name = &dataflow.data_destination;
+        let destination_path = format!("{}.dataDestination", dataflow.destination_path);
+        let table = self.tables.iter().find(|t| t.name == *table_name);
+        let transformation = dataflow.transformation.as_ref();
+        let schema = transformation.and_then(|t| t.schema.as_ref());
+        if transformation.is_some_and(|t| t.schema_ref.is_some()) && schema.is_none() {
+            return found; // The schemaRef's own problem was reported.
+        }
+        let columns: Vec<(String, KustoType, Option<String>)> = match (table, schema) {
+            (None, None) => {
+                found.push((destination_path, format!("no KustoTable `{table_name}` gives this table's schema, and no transformation schemaRef does")));
+                return found;
+            }
+            (Some(table), None) => table.columns(),
+            (None, Some(schema)) => schema
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.kusto_type, Some(c.name.clone())))
+                .collect(),
+            (Some(table), Some(schema)) => {
+                let columns = table.columns();
+                let path = format!("{}.schemaRef", transformation.expect("has a schema").path);
+                for c in &schema.columns {
+                    match columns.iter().find(|(n, ..)| *n == c.name) {
+                        None => found.push((path.clone(), format!("{} has a field `{}` that table {table_name} (KustoTable) has no column for", schema.reference, c.name))),
+                        Some((_, kind, _)) if *kind != c.kusto_type => found.push((path.clone(), format!(
+                            "{} makes `{}` a {} column, and KustoTable {table_name} a {} one", schema.reference, c.name, c.kusto_type.name(), kind.name()
+                        ))),
+                        Some(_) => {}
+                    }
+                }
+                for (name, ..) in &columns {
+                    if !schema.columns.iter().any(|c| c.name == *name) {
+                        found.push((path.clone(), format!("KustoTable {table_name} has a column `{name}` that {} has no field for", schema.reference)));
+                    }
+                }
+                columns
+            }
+        };
+        let Some(t) = transformation.filter(|t| !t.spec.map.is_empty()) else {
+            return found;
+        };
+        let outputs = dataflow_transform::Transformation::top_level_outputs(&t.spec);
+        let read: Vec<&str> = columns
+            .iter()
+            .filter_map(|(_, _, f)| f.as_deref())
+            .collect();
+        let mut written_everything = false;
+        for (rule, output) in &outputs {
+            match output {
+                None => written_everything = true,
+                Some(field) if !read.contains(&field.as_str()) => found.push((
+                    format!("{}.map[{rule}].output", t.path),
+                    format!("writes `{field}`, which no column of table {table_name} reads (columns: {}): it would be computed and thrown away", columns.iter().map(|(n, ..)| n.as_str()).collect::<Vec<_>>().join(", ")),
+                )),
+                Some(_) => {}
+            }
+        }
+        if !written_everything {
+            for (column, _, field) in &columns {
+                let Some(field) = field else { continue };
+                if !outputs
+                    .iter()
+                    .any(|(_, o)| o.as_deref() == Some(field.as_str()))
+                {
+                    found.push((
+                        format!("{}.map", t.path),
+                        format!("no rule writes `{field}`, which column `{column}` of table {table_name} reads: it would be null in every row (map it, or pass everything through with '*' -> '*')"),
+                    ));
+                }
+            }
+        }
+        found
     }
 
     /// What runs, dataflow by dataflow: mode and instances, source topics, the
@@ -322,10 +436,25 @@ impl Deployment {
                         .map(|l| format!("  {l}")),
                 ),
             }
-            let columns = self
+            let schema = dataflow
+                .transformation
+                .as_ref()
+                .and_then(|t| t.schema.as_ref());
+            let table = self
                 .tables
                 .iter()
                 .find(|t| t.name == dataflow.data_destination)
+                .cloned()
+                .or_else(|| schema.map(|s| s.table(&dataflow.data_destination)));
+            if let Some(schema) = schema {
+                lines.push(format!(
+                    "  schema       {} ({})",
+                    schema.reference,
+                    schema.file.display()
+                ));
+            }
+            let columns = table
+                .as_ref()
                 .and_then(|t| t.settings.iter().find(|(k, _)| k == "schema"))
                 .and_then(|(_, schema)| kusto_model::schema::TableSchema::parse(schema).ok())
                 .map(|schema| {
@@ -373,7 +502,12 @@ impl Deployment {
                 let table = self
                     .tables
                     .iter()
-                    .find(|t| t.name == dataflow.data_destination)?;
+                    .find(|t| t.name == dataflow.data_destination)
+                    .cloned()
+                    .or_else(|| {
+                        let schema = dataflow.transformation.as_ref()?.schema.as_ref()?;
+                        Some(schema.table(&dataflow.data_destination))
+                    })?;
                 let mut plugin_config = vec![
                     ("host".to_string(), endpoint.host.clone()),
                     ("database".to_string(), endpoint.database.clone()),
@@ -404,6 +538,14 @@ impl Deployment {
             })
             .collect()
     }
+}
+
+fn origin_file<'a>(origins: &'a [(String, String)], dataflow: &str) -> &'a str {
+    origins
+        .iter()
+        .find(|(n, _)| n == dataflow)
+        .map(|(_, f)| f.as_str())
+        .unwrap_or("")
 }
 
 fn unknown_endpoint(name: &str, known: &[&str]) -> String {

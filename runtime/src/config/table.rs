@@ -18,6 +18,51 @@ pub struct Table {
     pub settings: Vec<(String, String)>,
 }
 
+impl Table {
+    /// Each column with its Kusto type and the top-level payload field it reads (`None` for
+    /// columns from metadata or a constant).
+    pub fn columns(&self) -> Vec<(String, KustoType, Option<String>)> {
+        let Some(schema) = self
+            .settings
+            .iter()
+            .find(|(k, _)| k == "schema")
+            .and_then(|(_, text)| TableSchema::parse(text).ok())
+        else {
+            return Vec::new();
+        };
+        schema
+            .columns
+            .iter()
+            .map(|column| {
+                let source = self
+                    .settings
+                    .iter()
+                    .find(|(k, _)| k.strip_prefix("columns.") == Some(column.name.as_str()))
+                    .map(|(_, v)| v.as_str());
+                let field = match source {
+                    None => Some(column.name.clone()),
+                    Some(s) if s.starts_with("$metadata") || s.starts_with("$const:") => None,
+                    Some(s) => Some(top_level_field(s)),
+                };
+                (column.name.clone(), column.kusto_type, field)
+            })
+            .collect()
+    }
+}
+
+/// The first field a column source reads: `a` of `a`, `$.a.b`, `$['a'].b`, `$.a[0]`.
+fn top_level_field(source: &str) -> String {
+    let rest = source.strip_prefix('$').unwrap_or(source);
+    if let Some(quoted) = rest.strip_prefix("['") {
+        return quoted.split("']").next().unwrap_or_default().to_string();
+    }
+    let rest = rest.strip_prefix('.').unwrap_or(rest);
+    rest.split(['.', '['])
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 const COLUMN_FIELDS: &[&str] = &["name", "type", "source", "constant", "unit", "required"];
 const UNITS: &str = "unixSeconds, unixMilliseconds, unixMicroseconds, unixNanoseconds";
 

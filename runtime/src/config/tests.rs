@@ -263,7 +263,7 @@ const BAD: &[(&str, &str, &str)] = &[
     ("endpointRef: default", "endpointRef: adx",
      "adx.yaml: Dataflow/flow: spec.operations[0].sourceSettings.endpointRef: `adx` is an Azure Data Explorer endpoint: Azure Data Explorer is a destination only"),
     ("dataDestination: thermostat", "dataDestination: thermostats",
-     "adx.yaml: Dataflow/flow: spec.operations[1].destinationSettings.dataDestination: no KustoTable `thermostats` gives this table's schema"),
+     "adx.yaml: Dataflow/flow: spec.operations[1].destinationSettings.dataDestination: no KustoTable `thermostats` gives this table's schema, and no transformation schemaRef does"),
     ("\"thermostats/+/telemetry\"", "\"thermostats/#/telemetry\"",
      "adx.yaml: Dataflow/flow: spec.operations[0].sourceSettings.dataSources[0]: `thermostats/#/telemetry`: `#` must be a whole level and the last one"),
     ("\"thermostats/+/telemetry\"", "\"thermostats/a+/telemetry\"",
@@ -315,7 +315,7 @@ const BAD_TRANSFORMATION: &[(&str, &str, &str)] = &[
     ("              - temperature.Value\n            output: TemperatureF", "              - temperature..Value\n            output: TemperatureF",
      "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.map[1].inputs[0]: column 13: empty segment (two dots in a row, or a dot at an end)"),
     ("        map:\n", "        schemaRef: aio-sr://ns/thermostat:1\n        map:\n",
-     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.schemaRef: schemas from the schema registry (aio-sr://) are not read by this host yet: give the table's columns in a KustoTable resource, which `validate` checks against the map's outputs"),
+     "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.schemaRef: aio-sr://ns/thermostat:1 is in the schema registry: give its directory with --schema-registry DIR (the schema is DIR/ns/thermostat/1.json)"),
     ("        map:\n", "        serializationFormat: Parquet\n        map:\n",
      "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.serializationFormat: `Parquet` writes files for storage endpoints; this host ingests JSON rows into Azure Data Explorer by streaming ingestion, with the table's columns from its KustoTable resource: leave serializationFormat out, or write Json"),
     ("            output: 'Humidity'", "            output: 'Humidity'\n            type: Renamed",
@@ -366,9 +366,22 @@ spec:
         dataDestination: thermostat
 "#;
 
+/// The table the thermostat transformation writes.
+const THERMOSTAT_TABLE: &str = r#"
+apiVersion: dataflow-host/v1
+kind: KustoTable
+metadata:
+  name: thermostat
+spec:
+  schema: ".create table thermostat (TemperatureF: real, Humidity: real, MqttTopic: string)"
+  columns:
+    - name: MqttTopic
+      source: $metadata.topic
+"#;
+
 #[test]
 fn the_documented_thermostat_transformation_loads_and_compiles() {
-    let deployment = load(&[ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, TABLE]).unwrap();
+    let deployment = load(&[ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, THERMOSTAT_TABLE]).unwrap();
     let flow = &deployment.dataflows[0];
     assert!(flow.enabled);
     assert_eq!(flow.profile, "default");
@@ -392,7 +405,7 @@ fn the_documented_thermostat_transformation_loads_and_compiles() {
 
 #[test]
 fn every_bad_transformation_is_reported_with_its_exact_message() {
-    let valid = [ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, TABLE].join("\n---\n");
+    let valid = [ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, THERMOSTAT_TABLE].join("\n---\n");
     for (from, to, expected) in BAD_TRANSFORMATION {
         assert!(
             valid.contains(from),
@@ -417,7 +430,7 @@ fn v1beta1_casings_and_mode() {
         .replace("mode: Enabled", "mode: disabled")
         .replace("operationType: Source", "operationType: source")
         .replace("operationType: Destination", "operationType: destination");
-    let deployment = load(&[ENDPOINT_V1BETA1, &lower, TABLE]).unwrap();
+    let deployment = load(&[ENDPOINT_V1BETA1, &lower, THERMOSTAT_TABLE]).unwrap();
     assert!(!deployment.dataflows[0].enabled);
     assert!(deployment.dataflows[0].transformation.is_some());
 }
@@ -433,18 +446,24 @@ fn dataflow_profiles() {
     let deployment = load(&[
         ENDPOINT_V1BETA1,
         &flow,
-        TABLE,
+        THERMOSTAT_TABLE,
         &profile("  instanceCount: 2\n"),
     ])
     .unwrap();
     assert_eq!(deployment.profile("scaled").unwrap().instance_count, 2);
     assert_eq!(deployment.profile("default").unwrap().instance_count, 1);
     let default = "apiVersion: connectivity.iotoperations.azure.com/v1\nkind: DataflowProfile\nmetadata:\n  name: default\n  namespace: azure-iot-operations\nspec:\n  instanceCount: 1\n";
-    load(&[ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, TABLE, default]).unwrap();
+    load(&[
+        ENDPOINT_V1BETA1,
+        THERMOSTAT_DATAFLOW,
+        THERMOSTAT_TABLE,
+        default,
+    ])
+    .unwrap();
     let problems = load(&[
         ENDPOINT_V1BETA1,
         &flow,
-        TABLE,
+        THERMOSTAT_TABLE,
         &profile("  instanceCount: 21\n"),
     ])
     .unwrap_err();
@@ -455,7 +474,7 @@ fn dataflow_profiles() {
     let problems = load(&[
         ENDPOINT_V1BETA1,
         &flow,
-        TABLE,
+        THERMOSTAT_TABLE,
         &profile("  instanceCount: 1\n  diagnostics:\n    logs:\n      level: debug\n"),
     ])
     .unwrap_err();
@@ -559,4 +578,138 @@ fn broker_settings_this_host_cannot_honour_are_each_reported() {
             "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.authentication.method: `X509Certificate` is not supported by this host for brokers (supported: Anonymous)",
         ]
     );
+}
+
+/// A schema registry directory with the thermostat's output schema, as concept-schema-registry
+/// writes a Delta schema; `load` with it.
+fn load_with_registry(documents: &[&str], schema: Option<&str>) -> Result<Deployment, Vec<String>> {
+    let dir = std::env::temp_dir().join(format!(
+        "registry-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(dir.join("plant/thermostat-out")).unwrap();
+    if let Some(schema) = schema {
+        std::fs::write(dir.join("plant/thermostat-out/1.json"), schema).unwrap();
+    }
+    let file = dir.join("adx.yaml");
+    std::fs::write(&file, documents.join("\n---\n")).unwrap();
+    let result = Deployment::load_with(&[file], Some(&dir)).map_err(|problems| {
+        let prefix = format!("{}: ", dir.join("adx.yaml").display());
+        problems
+            .iter()
+            .map(|p| {
+                p.to_string()
+                    .replacen(&prefix, "adx.yaml: ", 1)
+                    .replace(&dir.display().to_string(), "REGISTRY")
+            })
+            .collect()
+    });
+    std::fs::remove_dir_all(&dir).ok();
+    result
+}
+
+const THERMOSTAT_DELTA: &str = r#"{"$schema": "Delta/1.0", "type": "object", "properties": {"type": "struct", "fields": [
+    { "name": "TemperatureF", "type": "double", "nullable": false, "metadata": {} },
+    { "name": "Humidity", "type": "double", "nullable": true, "metadata": {} }]}}"#;
+
+fn with_schema_ref(dataflow: &str) -> String {
+    dataflow.replacen("        filter:\n", "        serializationFormat: Json\n        schemaRef: aio-sr://plant/thermostat-out:1\n        filter:\n", 1)
+}
+
+/// howto-configure-adx-endpoint: the output schema "must match the table schema". With no
+/// KustoTable, the schema is the table: its fields become the columns, the non-nullable ones
+/// required.
+#[test]
+fn an_output_schema_from_the_registry_is_the_table() {
+    let flow = with_schema_ref(THERMOSTAT_DATAFLOW);
+    let deployment =
+        load_with_registry(&[ENDPOINT_V1BETA1, &flow], Some(THERMOSTAT_DELTA)).unwrap();
+    let plans = deployment.destination_plans();
+    let setting = |key: &str| {
+        plans[0]
+            .plugin_config
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        setting("schema").as_deref(),
+        Some(".create table ['thermostat'] (['TemperatureF']: real, ['Humidity']: real)")
+    );
+    assert_eq!(setting("required").as_deref(), Some("TemperatureF"));
+    // Beside a KustoTable that agrees (thermostat: TemperatureF and Humidity as real).
+    let table = "apiVersion: dataflow-host/v1\nkind: KustoTable\nmetadata:\n  name: thermostat\nspec:\n  schema: \".create table thermostat (TemperatureF: real, Humidity: real, MqttTopic: string)\"\n  columns:\n    - name: MqttTopic\n      source: $metadata.topic\n";
+    let problems =
+        load_with_registry(&[ENDPOINT_V1BETA1, &flow, table], Some(THERMOSTAT_DELTA)).unwrap_err();
+    assert_eq!(problems, ["adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.schemaRef: KustoTable thermostat has a column `MqttTopic` that aio-sr://plant/thermostat-out:1 has no field for"]);
+    let wrong_type = table
+        .replace("Humidity: real", "Humidity: long")
+        .replace(", MqttTopic: string", "")
+        .replace(
+            "  columns:\n    - name: MqttTopic\n      source: $metadata.topic\n",
+            "",
+        );
+    let problems = load_with_registry(
+        &[ENDPOINT_V1BETA1, &flow, &wrong_type],
+        Some(THERMOSTAT_DELTA),
+    )
+    .unwrap_err();
+    assert_eq!(problems, ["adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.schemaRef: aio-sr://plant/thermostat-out:1 makes `Humidity` a real column, and KustoTable thermostat a long one"]);
+}
+
+#[test]
+fn schema_references_that_do_not_resolve_are_refused() {
+    let flow = with_schema_ref(THERMOSTAT_DATAFLOW);
+    let problems = load(&[ENDPOINT_V1BETA1, &flow]).unwrap_err();
+    assert_eq!(problems, ["adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.schemaRef: aio-sr://plant/thermostat-out:1 is in the schema registry: give its directory with --schema-registry DIR (the schema is DIR/plant/thermostat-out/1.json)"]);
+    let problems = load_with_registry(&[ENDPOINT_V1BETA1, &flow], None).unwrap_err();
+    assert!(
+        problems[0]
+            .contains("aio-sr://plant/thermostat-out:1 is not in the schema registry REGISTRY"),
+        "{problems:?}"
+    );
+    let bad = flow.replace(
+        "aio-sr://plant/thermostat-out:1",
+        "aio-sr://thermostat-out:1",
+    );
+    let problems =
+        load_with_registry(&[ENDPOINT_V1BETA1, &bad], Some(THERMOSTAT_DELTA)).unwrap_err();
+    assert!(problems[0].ends_with("schemaRef: `aio-sr://thermostat-out:1` names no namespace: the form is aio-sr://<namespace>/<name>:<version>"), "{problems:?}");
+}
+
+/// "A schema that does not match what the map produces" is refused, not a null column: a
+/// map output no column reads, and, without a pass-through, a column no rule writes.
+#[test]
+fn the_map_and_the_table_must_agree() {
+    let no_pass_through = THERMOSTAT_DATAFLOW.replacen(
+        "          - inputs:\n              - '*'\n            output: '*'\n",
+        "",
+        1,
+    );
+    let renamed = no_pass_through.replace("output: TemperatureF", "output: TempF");
+    let problems = load_with_registry(
+        &[ENDPOINT_V1BETA1, &with_schema_ref(&renamed)],
+        Some(THERMOSTAT_DELTA),
+    )
+    .unwrap_err();
+    assert_eq!(problems, [
+        "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.map[0].output: writes `TempF`, which no column of table thermostat reads (columns: TemperatureF, Humidity): it would be computed and thrown away",
+        "adx.yaml: Dataflow/flow: spec.operations[1].builtInTransformationSettings.map: no rule writes `TemperatureF`, which column `TemperatureF` of table thermostat reads: it would be null in every row (map it, or pass everything through with '*' -> '*')",
+    ]);
+    // The same against a KustoTable: externalAssetId and CurrentTemperature are written by no rule.
+    let problems = load(&[ENDPOINT_V1BETA1, &no_pass_through, TABLE]).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("no rule writes `externalAssetId`")),
+        "{problems:#?}"
+    );
+    assert!(problems.iter().any(|p| p.contains("writes `TemperatureF`, which no column of table thermostat reads")), "{problems:#?}");
+    // With the pass-through, the documented example loads (TemperatureF and Humidity are columns).
+    load_with_registry(
+        &[ENDPOINT_V1BETA1, &with_schema_ref(THERMOSTAT_DATAFLOW)],
+        Some(THERMOSTAT_DELTA),
+    )
+    .unwrap();
 }

@@ -8,6 +8,7 @@ use dataflow_transform::{
 };
 
 use super::problem::{join, Reader};
+use super::schema_registry::{OutputSchema, SchemaRef};
 use super::yaml::{Mapping, Value};
 
 /// A transformation as configured, and where it is (for messages about it).
@@ -16,6 +17,10 @@ pub struct TransformationConfig {
     pub spec: TransformationSpec,
     /// `spec.operations[1].builtInTransformationSettings`
     pub path: String,
+    /// `schemaRef`: the output schema in the schema registry, and, once the registry has
+    /// been read, its columns.
+    pub schema_ref: Option<SchemaRef>,
+    pub schema: Option<OutputSchema>,
 }
 
 impl TransformationConfig {
@@ -55,12 +60,15 @@ pub fn read(r: &mut Reader, operation: &Mapping, path: &str) -> Option<Transform
             _ => r.report(&join(&path, "serializationFormat"), "expected Json (Delta and Parquet are for storage files)"),
         }
     }
-    if settings.contains_key("schemaRef") {
-        r.report(
-            &join(&path, "schemaRef"),
-            "schemas from the schema registry (aio-sr://) are not read by this host yet: give the table's columns in a KustoTable resource, which `validate` checks against the map's outputs",
-        );
-    }
+    let schema_ref = r
+        .string(settings, &path, "schemaRef", false)
+        .and_then(|text| match SchemaRef::parse(&text) {
+            Ok(reference) => Some(reference),
+            Err(e) => {
+                r.report(&join(&path, "schemaRef"), e);
+                None
+            }
+        });
     let mut spec = TransformationSpec::default();
     if let Some(items) = r.list(settings, &path, "datasets") {
         // The Azure IoT Operations API allows one dataset (DataflowBuiltInTransformationSettings.datasets, maxLength 1).
@@ -174,7 +182,12 @@ pub fn read(r: &mut Reader, operation: &Mapping, path: &str) -> Option<Transform
         }
         return None;
     }
-    Some(TransformationConfig { spec, path })
+    Some(TransformationConfig {
+        spec,
+        path,
+        schema_ref,
+        schema: None,
+    })
 }
 
 /// A string as written (not trimmed, no placeholder check: `<` and `>` are operators here).
