@@ -119,6 +119,15 @@ enum Source {
 pub async fn run_all(args: &RunArgs, context: RunContext) -> Result<Vec<(String, PipelineReport)>> {
     let deployment = Arc::new(load(&args.config, args.schema_registry.as_deref())?);
     let plans = deployment.destination_plans();
+    for dataflow in &deployment.dataflows {
+        if !plans.iter().any(|p| p.dataflow.name == dataflow.name) {
+            tracing::warn!(
+                "dataflow {} writes to endpoint `{}`, which is not Azure Data Explorer: this host does not run it",
+                dataflow.name,
+                dataflow.destination_endpoint
+            );
+        }
+    }
     let chosen: Vec<DestinationPlan> = match args.dataflow.as_deref() {
         Some(name) => {
             let plan = choose(&plans, Some(name))?;

@@ -303,6 +303,11 @@ impl Deployment {
             }
             let destination_path = format!("{}.endpointRef", dataflow.destination_path);
             match endpoint_type(&dataflow.destination_endpoint) {
+                None if dataflow.destination_endpoint == DEFAULT_MQTT_ENDPOINT => report(
+                    problems,
+                    destination_path,
+                    "`default` is Azure IoT Operations' local MQTT broker: this host runs dataflows into Azure Data Explorer (a DataflowEndpoint with endpointType DataExplorer)".into(),
+                ),
                 None => report(
                     problems,
                     destination_path,
@@ -466,10 +471,21 @@ impl Deployment {
                     format!(" ({})", columns.join(", "))
                 })
                 .unwrap_or_default();
-            lines.push(format!(
-                "  destination  {}: table {}{columns}",
-                dataflow.destination_endpoint, dataflow.data_destination
-            ));
+            let is_adx = matches!(
+                self.endpoint(&dataflow.destination_endpoint)
+                    .map(|e| &e.kind),
+                Some(EndpointKind::DataExplorer(_))
+            );
+            lines.push(match is_adx {
+                true => format!(
+                    "  destination  {}: table {}{columns}",
+                    dataflow.destination_endpoint, dataflow.data_destination
+                ),
+                false => format!(
+                    "  destination  {}: not Azure Data Explorer, so this host does not run this dataflow",
+                    dataflow.destination_endpoint
+                ),
+            });
         }
         lines
     }

@@ -713,3 +713,54 @@ fn the_map_and_the_table_must_agree() {
     )
     .unwrap();
 }
+
+/// Every complete Dataflow and DataflowProfile example of howto-create-dataflow,
+/// howto-configure-dataflow-profile and howto-configure-adx-endpoint, verbatim
+/// (config/documented/), through `validate` beside an ADX endpoint: accepted, or refused
+/// with the reason.
+#[test]
+fn the_documented_examples_are_accepted_or_refused_with_the_reason() {
+    let examples: &[(&str, &str, &[&str])] = &[
+        ("D1", include_str!("documented/D1.yaml"), &["adx.yaml: Dataflow/?: metadata.name: the placeholder `<DATAFLOW_NAME>` was left in: replace it with the real value"]),
+        ("D2", include_str!("documented/D2.yaml"), &["adx.yaml: Dataflow/?: metadata.name: the placeholder `<DATAFLOW_NAME>` was left in: replace it with the real value"]),
+        ("D3", include_str!("documented/D3.yaml"), &["adx.yaml: Dataflow/my-dataflow: spec.operations[2].destinationSettings.endpointRef: `default` is Azure IoT Operations' local MQTT broker: this host runs dataflows into Azure Data Explorer (a DataflowEndpoint with endpointType DataExplorer)"]),
+        ("D5", include_str!("documented/D5.yaml"), &[
+            "adx.yaml: Dataflow/my-dataflow: spec.operations[0].sourceSettings.endpointRef: names no DataflowEndpoint `mq` (endpoints: adx)",
+            "adx.yaml: Dataflow/my-dataflow: spec.operations[2].destinationSettings.endpointRef: names no DataflowEndpoint `mq` (endpoints: adx)",
+        ]),
+        ("D6", include_str!("documented/D6.yaml"), &[
+            "adx.yaml: Dataflow/my-dataflow: spec.profileRef: names no DataflowProfile `my-dataflow-profile` (profiles: default)",
+            "adx.yaml: Dataflow/my-dataflow: spec.operations[0].sourceSettings.endpointRef: names no DataflowEndpoint `mq` (endpoints: adx)",
+            "adx.yaml: Dataflow/my-dataflow: spec.operations[2].destinationSettings.endpointRef: names no DataflowEndpoint `kafka` (endpoints: adx)",
+        ]),
+        ("D7", include_str!("documented/D7.yaml"), &["adx.yaml: Dataflow/mq-to-kafka: spec.operations: no Destination operation"]),
+        ("D8", include_str!("documented/D8.yaml"), &[
+            "adx.yaml: Dataflow/my-dataflow: spec.operations[0].sourceSettings.endpointRef: names no DataflowEndpoint `mq` (endpoints: adx)",
+            "adx.yaml: Dataflow/my-dataflow: spec.operations[1].destinationSettings.dataDestination: no KustoTable `database-name` gives this table's schema, and no transformation schemaRef does",
+        ]),
+        ("D9", include_str!("documented/D9.yaml"), &["adx.yaml: not valid YAML: while scanning an anchor or alias, did not find expected alphabetic or numeric character at line 31, column 11"]),
+        ("P1", include_str!("documented/P1.yaml"), &[]),
+        ("P2", include_str!("documented/P2.yaml"), &["adx.yaml: DataflowProfile/?: metadata.name: the placeholder `<NAME>` was left in: replace it with the real value"]),
+        ("P3", include_str!("documented/P3.yaml"), &["adx.yaml: DataflowProfile/?: metadata.name: the placeholder `<NAME>` was left in: replace it with the real value"]),
+        ("P4", include_str!("documented/P4.yaml"), &[]),
+    ];
+    for (name, text, expected) in examples {
+        match load(&[ENDPOINT_V1BETA1, text]) {
+            Ok(_) => assert!(
+                expected.is_empty(),
+                "{name} was accepted; expected {expected:#?}"
+            ),
+            Err(problems) => assert_eq!(&problems, expected, "{name}"),
+        }
+    }
+    // D6 as it would be with its endpoints and profile declared: the lower-case
+    // `mode: enabled`, `operationType: source` and `serializationFormat: json` are read.
+    let d6 = include_str!("documented/D6.yaml")
+        .replace("endpointRef: mq", "endpointRef: default")
+        .replace("endpointRef: kafka", "endpointRef: adx")
+        .replace("dataDestination: factory", "dataDestination: thermostat")
+        .replace("profileRef: my-dataflow-profile", "profileRef: default")
+        .replace("output: 'Tag 10'", "output: Humidity");
+    let deployment = load(&[ENDPOINT_V1BETA1, &d6, THERMOSTAT_TABLE]).unwrap();
+    assert!(deployment.dataflows[0].enabled && deployment.dataflows[0].transformation.is_some());
+}
