@@ -346,3 +346,88 @@ fn validate_prints_what_the_example_transformation_does() {
         assert!(said.lines().any(|l| l == line), "no line {line:?} in\n{said}");
     }
 }
+
+/// concept-dataflow-enrich: a dataset from the state store, here the directory given with
+/// `--state-store` (the records of key `devices` in devices.jsonl). Messages of a known
+/// device get its location; for the others no record matches and the rule that reads the
+/// dataset is skipped (howto-dataflow-graphs-enrich), so their location is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_from_the_state_store_enriches_messages() {
+    const ENRICH: &str = r#"datasets:
+  - key: devices
+    inputs:
+      - $source.deviceId
+      - $context.deviceId
+    expression: $1 == $2
+map:
+  - inputs:
+      - '*'
+    output: '*'
+  - inputs:
+      - $context(devices).location
+    output: location"#;
+    let scenario = Scenario::start(
+        "dataset",
+        ScenarioOptions {
+            create_table: ".create table readings (n: long, location: string, MqttTopic: string)"
+                .into(),
+            transformation: Some(ENRICH.into()),
+            ..ScenarioOptions::default()
+        },
+    )
+    .await;
+    // Without the state store the host says which dataset needs it, before it connects.
+    let refused = scenario
+        .start_host("refused")
+        .wait(Duration::from_secs(30))
+        .await;
+    let log = std::fs::read_to_string(scenario.dir.join("host-refused.log")).unwrap();
+    assert!(!refused.success() && log.contains("datasets reads state store key `devices`: give the directory that holds its records with --state-store"), "{log}");
+
+    let store = scenario.dir.join("state-store");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(
+        store.join("devices.jsonl"),
+        "{\"deviceId\": \"d0\", \"location\": \"hall\"}\n{\"deviceId\": \"d1\", \"location\": \"roof\"}\n",
+    )
+    .unwrap();
+    let dead_letters = scenario.dir.join("dead-letter-0.jsonl");
+    let mut host = scenario.start_host_with(
+        "0",
+        &[
+            "--dead-letter",
+            &dead_letters.display().to_string(),
+            "--state-store",
+            &store.display().to_string(),
+        ],
+    );
+    host.wait_for_log("subscribed to", 1, Duration::from_secs(60))
+        .await;
+    const COUNT: u64 = 300;
+    let messages: Vec<Outgoing> = (0..COUNT)
+        .map(|n| Outgoing {
+            topic: format!("readings/d{}", n % 3),
+            payload: format!(r#"{{"n": {n}, "deviceId": "d{}"}}"#, n % 3).into_bytes(),
+        })
+        .collect();
+    publish_all(scenario.broker.port, messages, None).await;
+    let tally = scenario.wait_for_all(COUNT, Duration::from_secs(60)).await;
+    let status = host.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{}", scenario.host_logs());
+    scenario.assert_nothing_lost(&tally);
+    assert_eq!((tally.ingested, tally.duplicates), (COUNT, 0));
+    for row in scenario.adx.emulator.rows(DATABASE, TABLE) {
+        let n = row[0].as_u64().unwrap();
+        let expected = match n % 3 {
+            0 => Value::from("hall"),
+            1 => Value::from("roof"),
+            _ => Value::Null,
+        };
+        let location = if row[1] == Value::from("") {
+            Value::Null
+        } else {
+            row[1].clone()
+        };
+        assert_eq!(location, expected, "row {n}: {row:?}");
+    }
+}
