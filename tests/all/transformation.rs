@@ -423,7 +423,7 @@ map:
             1 => Value::from("roof"),
             _ => Value::Null,
         };
-        let location = if row[1] == Value::from("") {
+        let location = if row[1] == "" {
             Value::Null
         } else {
             row[1].clone()
