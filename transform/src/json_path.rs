@@ -32,15 +32,15 @@ pub fn get_captured<'a>(
 
 /// Writes `value` at `path`, making objects on the way. Fails when a value that is not an
 /// object stands where the path goes on.
-pub fn set(root: &mut Map<String, Json>, path: &[String], value: Json) -> Result<(), String> {
+pub fn set(root: &mut Map<String, Json>, path: &[&str], value: Json) -> Result<(), String> {
     let (last, parents) = path.split_last().ok_or("an empty output path")?;
     let mut node = root;
     for (depth, segment) in parents.iter().enumerate() {
-        let child = node
-            .entry(segment.clone())
-            .or_insert_with(|| Json::Object(Map::new()));
-        node = match child {
-            Json::Object(map) => map,
+        if !node.contains_key(*segment) {
+            node.insert(segment.to_string(), Json::Object(Map::new()));
+        }
+        node = match node.get_mut(*segment) {
+            Some(Json::Object(map)) => map,
             _ => {
                 return Err(format!(
                     "`{}` already holds a value that is not an object, so nothing can be written below it",
@@ -49,7 +49,7 @@ pub fn set(root: &mut Map<String, Json>, path: &[String], value: Json) -> Result
             }
         };
     }
-    node.insert(last.clone(), value);
+    node.insert(last.to_string(), value);
     Ok(())
 }
 

@@ -405,9 +405,6 @@ impl Transformation {
         struct Application {
             rule: usize,
             capture: Vec<String>,
-            inputs: Vec<(Root, Vec<String>)>,
-            /// `None`: removal.
-            output: Option<(Root, Vec<String>)>,
         }
         let mut applications: Vec<Application> = Vec::new();
         let contexts: Vec<Option<&Json>> = matched
@@ -447,34 +444,40 @@ impl Transformation {
                 }
             };
             for capture in captures {
-                let inputs: Vec<(Root, Vec<String>)> = rule
-                    .inputs
-                    .iter()
-                    .map(|i| (i.path.path.root.clone(), i.path.path.substitute(&capture)))
-                    .collect();
-                let output = rule
-                    .output
-                    .as_ref()
-                    .map(|o| (o.root.clone(), o.substitute(&capture)));
                 let rank = capture.len();
-                applications.retain(|earlier| {
-                    let Some((root, field)) = earlier.inputs.first() else {
-                        return true;
-                    };
-                    let same_field = inputs
-                        .iter()
-                        .any(|(r, p)| r == root && field.starts_with(p));
-                    let replaces = output.is_none() || output == earlier.output;
-                    !(earlier.rule != index
-                        && earlier.capture.len() > rank
-                        && same_field
-                        && replaces)
-                });
+                // Only an earlier application that captured more segments can be overridden.
+                if applications.iter().any(|a| a.capture.len() > rank) {
+                    applications.retain(|earlier| {
+                        if earlier.rule == index || earlier.capture.len() <= rank {
+                            return true;
+                        }
+                        let earlier_rule = &self.map[earlier.rule];
+                        let Some(first) = earlier_rule.inputs.first() else {
+                            return true;
+                        };
+                        let first = &first.path.path;
+                        let same_field = rule.inputs.iter().any(|i| {
+                            i.path.path.root == first.root
+                                && is_prefix(
+                                    captured(&i.path.path.segments, &capture),
+                                    captured(&first.segments, &earlier.capture),
+                                )
+                        });
+                        let replaces = match (&rule.output, &earlier_rule.output) {
+                            (None, _) => true,
+                            (Some(new), Some(old)) => {
+                                new.root == old.root
+                                    && captured(&new.segments, &capture)
+                                        .eq(captured(&old.segments, &earlier.capture))
+                            }
+                            (Some(_), None) => false,
+                        };
+                        !(same_field && replaces)
+                    });
+                }
                 applications.push(Application {
                     rule: index,
                     capture,
-                    inputs,
-                    output,
                 });
             }
         }
@@ -510,6 +513,32 @@ impl Transformation {
         }
         out.payload = Json::Object(output);
         Ok(out)
+    }
+}
+
+/// A path's segment names, `capture` standing for its wildcard.
+fn captured<'a>(segments: &'a [Segment], capture: &'a [String]) -> impl Iterator<Item = &'a str> {
+    segments
+        .iter()
+        .flat_map(move |s| match s {
+            Segment::Field(name) => std::slice::from_ref(name).iter(),
+            Segment::Wildcard => capture.iter(),
+        })
+        .map(String::as_str)
+}
+
+/// Whether `prefix` is the start of (or all of) `path`.
+fn is_prefix<'a>(
+    mut prefix: impl Iterator<Item = &'a str>,
+    mut path: impl Iterator<Item = &'a str>,
+) -> bool {
+    loop {
+        match (prefix.next(), path.next()) {
+            (None, _) => return true,
+            (Some(_), None) => return false,
+            (Some(a), Some(b)) if a != b => return false,
+            _ => {}
+        }
     }
 }
 
@@ -602,7 +631,8 @@ fn write(
         }
         _ => {
             if let Some(value) = value {
-                json_path::set(output, &target.substitute(capture), value)?;
+                let path: Vec<&str> = captured(&target.segments, capture).collect();
+                json_path::set(output, &path, value)?;
             }
         }
     }
