@@ -258,21 +258,31 @@ impl Transformation {
     }
 
     /// Applies enrich, filter and map to one message.
-    pub fn apply(&mut self, record: Record) -> Result<Verdict, Failure> {
-        let matched = self.enrich(&record)?;
+    pub fn apply(&mut self, mut record: Record) -> Result<Verdict, Failure> {
+        Ok(match self.apply_in_place(&mut record)? {
+            Some(rule) => Verdict::Dropped(rule),
+            None => Verdict::Pass(record),
+        })
+    }
+
+    /// As `apply`, changing the record where it is: `Ok(None)` when it passed (transformed),
+    /// `Ok(Some(rule))` when that filter rule dropped it; a dropped or failed record is left
+    /// as it came.
+    pub fn apply_in_place(&mut self, record: &mut Record) -> Result<Option<usize>, Failure> {
+        let matched = self.enrich(record)?;
         for index in 0..self.filter.len() {
             let rule = &self.filter[index];
             if rule.contexts.iter().any(|&d| matched[d].is_none()) {
                 continue;
             }
-            let inputs = self.resolve(Stage::Filter, index, &record, &matched, &[])?;
+            let inputs = self.resolve(Stage::Filter, index, record, &matched, &[])?;
             let rule = &self.filter[index];
             let values: Vec<Value> = inputs
                 .iter()
                 .map(|v| v.as_ref().map_or(Value::Empty, Value::from_json))
                 .collect();
             match evaluate(&rule.expression, &values) {
-                Ok(Value::Bool(true)) => return Ok(Verdict::Dropped(index)),
+                Ok(Value::Bool(true)) => return Ok(Some(index)),
                 Ok(Value::Bool(false)) => {}
                 Ok(other) => {
                     return Err(self.failure(
@@ -286,9 +296,14 @@ impl Transformation {
             }
         }
         if self.map.is_empty() {
-            return Ok(Verdict::Pass(record));
+            return Ok(None);
         }
-        self.map_record(record, &matched).map(Verdict::Pass)
+        let (payload, metadata) = self.map_record(record, &matched)?;
+        record.payload = payload;
+        for (property, value) in metadata {
+            set_metadata(record, property, value);
+        }
+        Ok(None)
     }
 
     fn failure(&self, stage: Stage, rule: usize, values: &[Value], message: String) -> Failure {
@@ -396,7 +411,13 @@ impl Transformation {
         Ok(values)
     }
 
-    fn map_record(&mut self, record: Record, matched: &[Option<usize>]) -> Result<Record, Failure> {
+    /// The new payload, and the metadata properties the rules set (in order; `None` removes).
+    #[allow(clippy::type_complexity)]
+    fn map_record(
+        &mut self,
+        record: &Record,
+        matched: &[Option<usize>],
+    ) -> Result<(Json, Vec<(Metadata, Option<String>)>), Failure> {
         // Every (rule, capture) the rules resolve to, in rule order. A later application with
         // a lower rank (fewer captured segments) on the same field overrides an earlier one
         // ("specialization") when it removes that field or writes the same output; otherwise
@@ -482,18 +503,13 @@ impl Transformation {
             }
         }
         let mut output = Map::new();
-        let mut out = Record {
-            payload: Json::Null,
-            topic: record.topic.clone(),
-            content_type: record.content_type.clone(),
-            user_properties: record.user_properties.clone(),
-        };
+        let mut metadata = Vec::new();
         for application in &applications {
             let index = application.rule;
             if self.map[index].output.is_none() {
                 continue;
             }
-            let inputs = self.resolve(Stage::Map, index, &record, matched, &application.capture)?;
+            let inputs = self.resolve(Stage::Map, index, record, matched, &application.capture)?;
             let rule = &self.map[index];
             let result = match &rule.expression {
                 None => inputs.into_iter().next().flatten(),
@@ -508,11 +524,16 @@ impl Transformation {
                 }
             };
             let target = self.map[index].output.as_ref().expect("not a removal rule");
-            write(&mut output, &mut out, target, &application.capture, result)
-                .map_err(|e| self.failure(Stage::Map, index, &[], e))?;
+            write(
+                &mut output,
+                &mut metadata,
+                target,
+                &application.capture,
+                result,
+            )
+            .map_err(|e| self.failure(Stage::Map, index, &[], e))?;
         }
-        out.payload = Json::Object(output);
-        Ok(out)
+        Ok((Json::Object(output), metadata))
     }
 }
 
@@ -604,31 +625,24 @@ fn read_with(
     }
 }
 
-/// Writes a rule's result: into the payload, or the message's metadata. The empty value writes
-/// nothing, and removes a metadata property.
+/// Writes a rule's result into the payload, or notes a metadata property to set. The empty
+/// value writes nothing, and removes a metadata property.
 fn write(
     output: &mut Map<String, Json>,
-    record: &mut Record,
+    metadata: &mut Vec<(Metadata, Option<String>)>,
     target: &FieldPath,
     capture: &[String],
     value: Option<Json>,
 ) -> Result<(), String> {
-    let text = |v: &Json| match v {
-        Json::String(s) => s.clone(),
+    let text = |v: Json| match v {
+        Json::String(s) => s,
         other => other.to_string(),
     };
     match &target.root {
-        Root::Metadata(Metadata::Topic) => match value {
-            Some(v) => record.topic = text(&v),
-            None => return Err("the topic cannot be removed".into()),
-        },
-        Root::Metadata(Metadata::ContentType) => record.content_type = value.as_ref().map(text),
-        Root::Metadata(Metadata::UserProperty(key)) => {
-            record.user_properties.retain(|(k, _)| k != key);
-            if let Some(v) = value {
-                record.user_properties.push((key.clone(), text(&v)));
-            }
+        Root::Metadata(Metadata::Topic) if value.is_none() => {
+            return Err("the topic cannot be removed".into())
         }
+        Root::Metadata(property) => metadata.push((property.clone(), value.map(text))),
         _ => {
             if let Some(value) = value {
                 let path: Vec<&str> = captured(&target.segments, capture).collect();
@@ -637,6 +651,19 @@ fn write(
         }
     }
     Ok(())
+}
+
+fn set_metadata(record: &mut Record, property: Metadata, value: Option<String>) {
+    match property {
+        Metadata::Topic => record.topic = value.unwrap_or_default(),
+        Metadata::ContentType => record.content_type = value,
+        Metadata::UserProperty(key) => {
+            record.user_properties.retain(|(k, _)| *k != key);
+            if let Some(v) = value {
+                record.user_properties.push((key, v));
+            }
+        }
+    }
 }
 
 fn error(

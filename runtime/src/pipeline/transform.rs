@@ -3,7 +3,7 @@
 //! settled as filtered; one a rule fails on is dead-lettered with the rule, its field path and
 //! the values it read; the others go on to the plugin transformed.
 
-use dataflow_transform::{Record, Transformation, Verdict};
+use dataflow_transform::{Record, Transformation};
 use serde_json::Value as Json;
 
 use crate::plugin::{Message, Rejection, RejectionKind};
@@ -54,24 +54,21 @@ impl TransformStage {
                     continue;
                 }
             };
-            let record = Record {
+            let mut record = Record {
                 payload,
                 topic: std::mem::take(&mut message.topic),
                 content_type: message.content_type.take(),
                 user_properties: std::mem::take(&mut message.user_properties),
             };
-            let original = (
-                record.topic.clone(),
-                record.content_type.clone(),
-                record.user_properties.clone(),
-            );
-            match self.plan.apply(record) {
-                Ok(Verdict::Pass(out)) => {
+            let verdict = self.plan.apply_in_place(&mut record);
+            // Transformed, or as it came (a dropped or failed record is left unchanged).
+            message.topic = record.topic;
+            message.content_type = record.content_type;
+            message.user_properties = record.user_properties;
+            match verdict {
+                Ok(None) => {
                     message.payload =
-                        serde_json::to_vec(&out.payload).expect("JSON values serialize");
-                    message.topic = out.topic;
-                    message.content_type = out.content_type;
-                    message.user_properties = out.user_properties;
+                        serde_json::to_vec(&record.payload).expect("JSON values serialize");
                     if message.payload.len() > max_bytes {
                         screened.push(Rejection {
                             sequence: message.sequence,
@@ -80,8 +77,7 @@ impl TransformStage {
                         });
                     }
                 }
-                Ok(Verdict::Dropped(rule)) => {
-                    (message.topic, message.content_type, message.user_properties) = original;
+                Ok(Some(rule)) => {
                     tracing::trace!(
                         "message {} dropped by {}.filter[{rule}]",
                         message.sequence,
@@ -91,7 +87,6 @@ impl TransformStage {
                 }
                 Err(failure) => {
                     // The message stays as it came, for the dead-letter sink.
-                    (message.topic, message.content_type, message.user_properties) = original;
                     screened.push(Rejection {
                         sequence: message.sequence,
                         kind: RejectionKind::Conversion,
