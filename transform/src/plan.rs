@@ -448,7 +448,7 @@ impl Transformation {
                     let prefix = names_of(&path.segments[..star]);
                     let suffix = names_of(&path.segments[star + 1..]);
                     let mut found = Vec::new();
-                    if let Some(base) = source(&record, &path.root, &contexts, &aliases)
+                    if let Some(base) = source(record, &path.root, &contexts, &aliases)
                         .and_then(|s| json_path::get(s, &prefix))
                     {
                         json_path::captures(base, &suffix, &mut found);
@@ -457,7 +457,7 @@ impl Transformation {
                     found.retain(|capture| {
                         rule.inputs.iter().all(|i| {
                             !i.path.path.has_wildcard()
-                                || read_with(&record, &i.path.path, capture, &contexts, &aliases)
+                                || read_with(record, &i.path.path, capture, &contexts, &aliases)
                                     .is_some()
                         })
                     });
