@@ -13,7 +13,7 @@ use dataflow_runtime::identity::StaticToken;
 use dataflow_runtime::pipeline::{self, Delivery, PipelineOptions, TransformStage};
 use dataflow_runtime::plugin::{Limits, PluginRuntime};
 use dataflow_runtime::sources::{self, SourceMessage};
-use dataflow_transform::{FilterSpec, MapSpec, Transformation, TransformationSpec};
+use dataflow_transform::{documented, Transformation};
 
 use crate::Spread;
 
@@ -36,40 +36,11 @@ impl TransformationCost {
     }
 }
 
-/// howto-create-dataflow, "Example": the filter and the map as the page writes them.
-pub fn thermostat_transformation() -> TransformationSpec {
-    let map = |inputs: &[&str], output: &str, expression: Option<&str>| MapSpec {
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        output: Some(output.into()),
-        expression: expression.map(str::to_string),
-        ..MapSpec::default()
-    };
-    TransformationSpec {
-        filter: vec![FilterSpec {
-            inputs: vec!["temperature.Value".into(), "\"Tag 10\".Value".into()],
-            expression: "$1 * $2 < 100000".into(),
-            description: None,
-        }],
-        map: vec![
-            map(&["*"], "*", None),
-            map(&["temperature.Value"], "TemperatureF", Some("cToF($1)")),
-            map(&["\"Tag 10\".Value"], "Humidity", None),
-        ],
-        ..TransformationSpec::default()
-    }
-}
-
 /// Warm readings: none is filtered out, so both cases send the same number of rows.
 fn message(index: u64) -> SourceMessage {
-    let payload = format!(
-        r#"{{"assetName":"thermostat-{:02}","temperature":{{"Value":{},"SourceTimestamp":"2026-12-02T00:00:00.000Z"}},"Tag 10":{{"Value":{}}}}}"#,
-        index % 16,
-        2000 + index % 500,
-        60 + index % 30
-    );
     SourceMessage {
         topic: format!("factory/line{}/thermostat", index % 4),
-        payload: payload.into_bytes(),
+        payload: documented::thermostat_payload(index),
         origin: format!("generator:{index}"),
         ..SourceMessage::default()
     }
@@ -89,7 +60,7 @@ pub async fn measure(plugin: &[u8], messages: usize, runs: usize) -> Result<Tran
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let spec = thermostat_transformation();
+    let spec = documented::thermostat();
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for _ in 0..runs.max(1) {
         for transformed in [false, true] {

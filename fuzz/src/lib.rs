@@ -317,42 +317,21 @@ pub fn check_map(
 }
 
 pub fn map_plans() -> Vec<dataflow_transform::TransformationSpec> {
-    use dataflow_transform::{FilterSpec, MapSpec, TransformationSpec};
-    let map = |inputs: &[&str], output: Option<&str>, expression: Option<&str>| MapSpec {
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        output: output.map(str::to_string),
-        expression: expression.map(str::to_string),
-        ..MapSpec::default()
-    };
+    use dataflow_transform::documented::{map_rule, thermostat};
+    use dataflow_transform::TransformationSpec;
     vec![
-        TransformationSpec {
-            filter: vec![FilterSpec {
-                inputs: vec!["temperature.Value".into(), "\"Tag 10\".Value".into()],
-                expression: "$1 * $2 < 100000".into(),
-                description: None,
-            }],
-            map: vec![
-                map(&["*"], Some("*"), None),
-                map(
-                    &["temperature.Value"],
-                    Some("TemperatureF"),
-                    Some("cToF($1)"),
-                ),
-                map(&["\"Tag 10\".Value"], Some("Humidity"), None),
-            ],
-            ..TransformationSpec::default()
-        },
+        thermostat(),
         TransformationSpec {
             map: vec![
-                map(
+                map_rule(
                     &["*.Max", "*.Min"],
                     Some("ColorProperties.*"),
                     Some("($1 + $2) / 2"),
                 ),
-                map(&["Opacity.Max", "Opacity.Min"], None, None),
-                map(&["*"], Some("all.*"), None),
-                map(&["r ? $last"], Some("$metadata.user_property.r"), None),
-                map(&["$metadata.topic", "s"], Some("s.topic"), Some("$1 + $2")),
+                map_rule(&["Opacity.Max", "Opacity.Min"], None, None),
+                map_rule(&["*"], Some("all.*"), None),
+                map_rule(&["r ? $last"], Some("$metadata.user_property.r"), None),
+                map_rule(&["$metadata.topic", "s"], Some("s.topic"), Some("$1 + $2")),
             ],
             ..TransformationSpec::default()
         },
@@ -361,7 +340,7 @@ pub fn map_plans() -> Vec<dataflow_transform::TransformationSpec> {
 
 pub fn transformation_payload_seeds() -> Vec<Vec<u8>> {
     let mut seeds = payload_seeds();
-    seeds.push(br#"{"temperature":{"Value":2000,"SourceTimestamp":"2026-12-02T00:00:00Z"},"Tag 10":{"Value":60}}"#.to_vec());
+    seeds.push(dataflow_transform::documented::thermostat_payload(7));
     seeds.push(br#"{"Saturation":{"Max":0.42,"Min":0.67},"Opacity":{"Max":0.88,"Min":0.91,"Mid":{"Avg":1}},"s":"x"}"#.to_vec());
     seeds
 }

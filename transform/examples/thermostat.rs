@@ -4,38 +4,16 @@
 
 use std::time::Instant;
 
-use dataflow_transform::{
-    FilterSpec, MapSpec, Record, Transformation, TransformationSpec, Verdict,
-};
+use dataflow_transform::{documented, Record, Transformation, Verdict};
 
 fn main() {
     let messages: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200_000);
-    let map = |inputs: &[&str], output: &str, expression: Option<&str>| MapSpec {
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        output: Some(output.into()),
-        expression: expression.map(str::to_string),
-        ..MapSpec::default()
-    };
-    let spec = TransformationSpec {
-        filter: vec![FilterSpec {
-            inputs: vec!["temperature.Value".into(), "\"Tag 10\".Value".into()],
-            expression: "$1 * $2 < 100000".into(),
-            description: None,
-        }],
-        map: vec![
-            map(&["*"], "*", None),
-            map(&["temperature.Value"], "TemperatureF", Some("cToF($1)")),
-            map(&["\"Tag 10\".Value"], "Humidity", None),
-        ],
-        ..TransformationSpec::default()
-    };
+    let spec = documented::thermostat();
     let mut plan = Transformation::compile(&spec).expect("the documented rules compile");
-    let payloads: Vec<Vec<u8>> = (0..1000)
-        .map(|i| format!(r#"{{"assetName":"thermostat-{:02}","temperature":{{"Value":{},"SourceTimestamp":"2026-12-02T00:00:00.000Z"}},"Tag 10":{{"Value":{}}}}}"#, i % 16, 2000 + i % 500, 60 + i % 30).into_bytes())
-        .collect();
+    let payloads: Vec<Vec<u8>> = (0..1000).map(documented::thermostat_payload).collect();
     let started = Instant::now();
     let mut bytes = 0;
     for i in 0..messages {

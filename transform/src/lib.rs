@@ -7,6 +7,7 @@
 //! Stages run in the documented order whatever the order of the configuration: enrich
 //! (datasets), filter, map (howto-create-dataflow, "Transformation").
 
+pub mod documented;
 mod eval;
 pub mod expr;
 pub mod functions;

@@ -281,18 +281,8 @@ impl Transformation {
                 .iter()
                 .map(|v| v.as_ref().map_or(Value::Empty, Value::from_json))
                 .collect();
-            match evaluate(&rule.expression, &values) {
-                Ok(Value::Bool(true)) => return Ok(Some(index)),
-                Ok(Value::Bool(false)) => {}
-                Ok(other) => {
-                    return Err(self.failure(
-                        Stage::Filter,
-                        index,
-                        &values,
-                        format!("the expression gave {other}, not true or false"),
-                    ))
-                }
-                Err(e) => return Err(self.failure(Stage::Filter, index, &values, e)),
+            if self.truth(Stage::Filter, index, &rule.expression, &values)? {
+                return Ok(Some(index));
             }
         }
         if self.map.is_empty() {
@@ -304,6 +294,26 @@ impl Transformation {
             set_metadata(record, property, value);
         }
         Ok(None)
+    }
+
+    /// A filter's or a dataset's expression: true or false, anything else is a failure.
+    fn truth(
+        &self,
+        stage: Stage,
+        rule: usize,
+        expression: &Expr,
+        values: &[Value],
+    ) -> Result<bool, Failure> {
+        match evaluate(expression, values) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(self.failure(
+                stage,
+                rule,
+                values,
+                format!("the expression gave {other}, not true or false"),
+            )),
+            Err(e) => Err(self.failure(stage, rule, values, e)),
+        }
     }
 
     fn failure(&self, stage: Stage, rule: usize, values: &[Value], message: String) -> Failure {
@@ -348,21 +358,9 @@ impl Transformation {
                         value.as_ref().map_or(Value::Empty, Value::from_json)
                     })
                     .collect();
-                match evaluate(&dataset.expression, &values) {
-                    Ok(Value::Bool(true)) => {
-                        found = Some(position);
-                        break;
-                    }
-                    Ok(Value::Bool(false)) => {}
-                    Ok(other) => {
-                        return Err(self.failure(
-                            Stage::Datasets,
-                            index,
-                            &values,
-                            format!("the expression gave {other}, not true or false"),
-                        ))
-                    }
-                    Err(e) => return Err(self.failure(Stage::Datasets, index, &values, e)),
+                if self.truth(Stage::Datasets, index, &dataset.expression, &values)? {
+                    found = Some(position);
+                    break;
                 }
             }
             matched.push(found);

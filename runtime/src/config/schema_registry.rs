@@ -279,42 +279,46 @@ mod tests {
         assert!(SchemaRef::parse("aio-sr://../name:1").is_err());
     }
 
+    fn shown(document: &str) -> Vec<(String, KustoType, bool)> {
+        let document: Json = serde_json::from_str(document).unwrap();
+        columns(&document)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name, c.kusto_type, c.nullable))
+            .collect()
+    }
+
     /// The Delta and JSON Schema examples of concept-schema-registry.
     #[test]
     fn documented_schemas_become_columns() {
-        let delta: Json = serde_json::from_str(r#"{"$schema": "Delta/1.0", "type": "object", "properties": {"type": "struct", "fields": [
+        let delta = shown(
+            r#"{"$schema": "Delta/1.0", "type": "object", "properties": {"type": "struct", "fields": [
             { "name": "asset_id", "type": "string", "nullable": true, "metadata": {} },
             { "name": "temperature", "type": "double", "nullable": false, "metadata": {} },
             { "name": "timestamp", "type": "string", "nullable": true, "metadata": {} },
-            { "name": "nested", "type": {"type": "struct", "fields": []}, "nullable": true, "metadata": {} }]}}"#).unwrap();
-        let found = columns(&delta).unwrap();
-        let shown: Vec<(&str, KustoType, bool)> = found
-            .iter()
-            .map(|c| (c.name.as_str(), c.kusto_type, c.nullable))
-            .collect();
+            { "name": "nested", "type": {"type": "struct", "fields": []}, "nullable": true, "metadata": {} }]}}"#,
+        );
+        let column = |n: &str, t, nullable| (n.to_string(), t, nullable);
         assert_eq!(
-            shown,
+            delta,
             [
-                ("asset_id", KustoType::String, true),
-                ("temperature", KustoType::Real, false),
-                ("timestamp", KustoType::String, true),
-                ("nested", KustoType::Dynamic, true)
+                column("asset_id", KustoType::String, true),
+                column("temperature", KustoType::Real, false),
+                column("timestamp", KustoType::String, true),
+                column("nested", KustoType::Dynamic, true)
             ]
         );
-        let json: Json = serde_json::from_str(r#"{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "required": ["deviceId"], "properties": {
-            "temperature": { "type": "number" }, "count": { "type": ["integer", "null"] }, "deviceId": { "type": "string" }, "at": {"type": "string", "format": "date-time"} }}"#).unwrap();
-        let found = columns(&json).unwrap();
-        let shown: Vec<(&str, KustoType, bool)> = found
-            .iter()
-            .map(|c| (c.name.as_str(), c.kusto_type, c.nullable))
-            .collect();
+        let json = shown(
+            r#"{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "required": ["deviceId"], "properties": {
+            "temperature": { "type": "number" }, "count": { "type": ["integer", "null"] }, "deviceId": { "type": "string" }, "at": {"type": "string", "format": "date-time"} }}"#,
+        );
         assert_eq!(
-            shown,
+            json,
             [
-                ("at", KustoType::DateTime, true),
-                ("count", KustoType::Long, true),
-                ("deviceId", KustoType::String, false),
-                ("temperature", KustoType::Real, true)
+                column("at", KustoType::DateTime, true),
+                column("count", KustoType::Long, true),
+                column("deviceId", KustoType::String, false),
+                column("temperature", KustoType::Real, true)
             ]
         );
         let bad: Json = serde_json::from_str(r#"{"$schema": "Delta/1.0", "type": "object", "properties": {"type": "struct", "fields": [{"name": "x", "type": "uuid"}]}}"#).unwrap();

@@ -406,7 +406,13 @@ fn the_documented_thermostat_transformation_loads_and_compiles() {
 #[test]
 fn every_bad_transformation_is_reported_with_its_exact_message() {
     let valid = [ENDPOINT_V1BETA1, THERMOSTAT_DATAFLOW, THERMOSTAT_TABLE].join("\n---\n");
-    for (from, to, expected) in BAD_TRANSFORMATION {
+    assert_each_refused(&valid, BAD_TRANSFORMATION);
+}
+
+/// Each (from, to, expected) of `table`: `valid` with `from` changed to `to` is refused with
+/// exactly `expected` among its problems.
+fn assert_each_refused(valid: &str, table: &[(&str, &str, &str)]) {
+    for (from, to, expected) in table {
         assert!(
             valid.contains(from),
             "the valid documents do not contain {from:?}"
@@ -485,20 +491,7 @@ fn dataflow_profiles() {
 fn every_bad_configuration_is_reported_with_its_exact_message() {
     let valid = [ENDPOINT_V1BETA1, DATAFLOW, TABLE].join("\n---\n");
     assert!(BAD.len() >= 25);
-    for (from, to, expected) in BAD {
-        assert!(
-            valid.contains(from),
-            "the valid documents do not contain {from:?}"
-        );
-        let changed = valid.replacen(from, to, 1);
-        match load(&[&changed]) {
-            Ok(_) => panic!("accepted: {to}"),
-            Err(problems) => assert!(
-                problems.iter().any(|p| p == expected),
-                "changing {from:?} to {to:?}\nexpected: {expected}\nreported: {problems:#?}"
-            ),
-        }
-    }
+    assert_each_refused(&valid, BAD);
 }
 
 #[test]
