@@ -16,4 +16,5 @@ pub mod plugin;
 pub mod progress;
 pub mod run;
 pub mod sources;
+pub mod state_store;
 pub mod tls;

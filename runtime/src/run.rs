@@ -658,39 +658,13 @@ fn transform_stage(
                 keys.join("`, `")
             );
         };
-        let mut records = dataflow_transform::DatasetRecords::new();
-        for key in keys {
-            records.insert(key.clone(), read_dataset(dir, &key)?);
-        }
+        let (store, records) = crate::state_store::StateStoreDir::open(dir, &keys)?;
         compiled.bind_datasets(&records);
+        return Ok(Some(
+            TransformStage::new(compiled, config.path.clone()).with_state_store(store),
+        ));
     }
     Ok(Some(TransformStage::new(compiled, config.path.clone())))
-}
-
-/// The records of a state store key: `DIR/KEY.jsonl`, one JSON object per line.
-fn read_dataset(dir: &std::path::Path, key: &str) -> Result<Vec<serde_json::Value>> {
-    if key.contains(['/', '\\']) || key.starts_with('.') {
-        bail!("dataset key `{key}` cannot name a file in the --state-store directory (no `/`, no leading `.`)");
-    }
-    let file = dir.join(format!("{key}.jsonl"));
-    let text = crate::files::read_regular_text(&file, crate::files::MAX_CONFIG_BYTES)
-        .with_context(|| format!("the records of dataset `{key}`"))?;
-    let mut records = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(record @ serde_json::Value::Object(_)) => records.push(record),
-            Ok(_) => bail!(
-                "{}:{}: a dataset record is a JSON object",
-                file.display(),
-                number + 1
-            ),
-            Err(e) => bail!("{}:{}: not JSON: {e}", file.display(), number + 1),
-        }
-    }
-    Ok(records)
 }
 
 /// Serves `/metrics` at `addr` for the dataflows added to the returned registry.

@@ -350,7 +350,8 @@ fn validate_prints_what_the_example_transformation_does() {
 /// concept-dataflow-enrich: a dataset from the state store, here the directory given with
 /// `--state-store` (the records of key `devices` in devices.jsonl). Messages of a known
 /// device get its location; for the others no record matches and the rule that reads the
-/// dataset is skipped (howto-dataflow-graphs-enrich), so their location is empty.
+/// dataset is skipped (howto-dataflow-graphs-enrich), so their location is empty. A change to
+/// the records reaches the messages after it, as the state store's notifications do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dataset_from_the_state_store_enriches_messages() {
     const ENRICH: &str = r#"datasets:
@@ -403,25 +404,44 @@ map:
     );
     host.wait_for_log("subscribed to", 1, Duration::from_secs(60))
         .await;
-    const COUNT: u64 = 300;
-    let messages: Vec<Outgoing> = (0..COUNT)
-        .map(|n| Outgoing {
-            topic: format!("readings/d{}", n % 3),
-            payload: format!(r#"{{"n": {n}, "deviceId": "d{}"}}"#, n % 3).into_bytes(),
-        })
-        .collect();
-    publish_all(scenario.broker.port, messages, None).await;
+    let messages = |range: std::ops::Range<u64>| -> Vec<Outgoing> {
+        range
+            .map(|n| Outgoing {
+                topic: format!("readings/d{}", n % 3),
+                payload: format!(r#"{{"n": {n}, "deviceId": "d{}"}}"#, n % 3).into_bytes(),
+            })
+            .collect()
+    };
+    publish_all(scenario.broker.port, messages(0..300), None).await;
+    let tally = scenario.wait_for_all(300, Duration::from_secs(60)).await;
+    assert_eq!(tally.ingested, 300, "{}", scenario.host_logs());
+    // The state store changes while the host runs: d2 gets a location, and the messages
+    // after the change see it (the host looks at the file once a second).
+    std::fs::write(
+        store.join("devices.jsonl"),
+        "{\"deviceId\": \"d0\", \"location\": \"hall\"}\n{\"deviceId\": \"d1\", \"location\": \"roof\"}\n{\"deviceId\": \"d2\", \"location\": \"cellar\"}\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    const COUNT: u64 = 600;
+    publish_all(scenario.broker.port, messages(300..COUNT), None).await;
     let tally = scenario.wait_for_all(COUNT, Duration::from_secs(60)).await;
     let status = host.terminate(Duration::from_secs(30)).await;
-    assert!(status.success(), "{}", scenario.host_logs());
+    let logs = scenario.host_logs();
+    assert!(status.success(), "{logs}");
     scenario.assert_nothing_lost(&tally);
     assert_eq!((tally.ingested, tally.duplicates), (COUNT, 0));
+    assert!(
+        logs.contains("the state store changed; its records were read again"),
+        "{logs}"
+    );
     for row in scenario.adx.emulator.rows(DATABASE, TABLE) {
         let n = row[0].as_u64().unwrap();
-        let expected = match n % 3 {
-            0 => Value::from("hall"),
-            1 => Value::from("roof"),
-            _ => Value::Null,
+        let expected = match (n % 3, n < 300) {
+            (0, _) => Value::from("hall"),
+            (1, _) => Value::from("roof"),
+            (_, true) => Value::Null,
+            (_, false) => Value::from("cellar"),
         };
         let location = if row[1] == "" {
             Value::Null

@@ -7,16 +7,28 @@ use dataflow_transform::{Record, Transformation};
 use serde_json::Value as Json;
 
 use crate::plugin::{Message, Rejection, RejectionKind};
+use crate::state_store::StateStoreDir;
 
 pub struct TransformStage {
     plan: Transformation,
     /// Where the transformation is configured (`spec.operations[1].builtInTransformationSettings`).
     path: String,
+    /// Where its datasets' records are, read again when they change.
+    state_store: Option<StateStoreDir>,
 }
 
 impl TransformStage {
     pub fn new(plan: Transformation, path: String) -> Self {
-        Self { plan, path }
+        Self {
+            plan,
+            path,
+            state_store: None,
+        }
+    }
+
+    pub fn with_state_store(mut self, store: StateStoreDir) -> Self {
+        self.state_store = Some(store);
+        self
     }
 
     /// Transforms `messages` in place. Those already in `screened` are left alone; those that
@@ -28,6 +40,15 @@ impl TransformStage {
         filtered: &mut Vec<u64>,
         max_bytes: usize,
     ) {
+        if let Some(refreshed) = self.state_store.as_mut().and_then(StateStoreDir::refresh) {
+            match refreshed {
+                Ok(records) => {
+                    self.plan.bind_datasets(&records);
+                    tracing::info!("{}.datasets: the state store changed; its records were read again", self.path);
+                }
+                Err(e) => tracing::warn!("{}.datasets: the state store changed and does not read ({e:#}); the records read before stay", self.path),
+            }
+        }
         let already = screened.len();
         for message in messages.iter_mut() {
             if screened[..already]
