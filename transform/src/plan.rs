@@ -156,6 +156,8 @@ pub type DatasetRecords = HashMap<String, Vec<Json>>;
 struct Input {
     path: InputPath,
     text: String,
+    /// For `$context(<dataset>)` inputs, which dataset (resolved when compiled).
+    dataset: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +195,8 @@ pub struct Transformation {
     filter: Vec<FilterRule>,
     map: Vec<MapRule>,
     last_known: HashMap<(Stage, usize, usize), Json>,
+    /// Each rule's `description`, which the documentation puts in error messages.
+    descriptions: HashMap<(Stage, usize), String>,
 }
 
 impl Transformation {
@@ -237,10 +241,16 @@ impl Transformation {
             filter,
             map,
             last_known: HashMap::new(),
+            descriptions: descriptions(spec),
         })
     }
 
-    /// The state store keys the datasets read, with their index in `datasets`.
+    /// A rule's `description`, if it has one.
+    pub fn description(&self, stage: Stage, rule: usize) -> Option<&str> {
+        self.descriptions.get(&(stage, rule)).map(String::as_str)
+    }
+
+    /// The state store keys the datasets read, in the order of `datasets`.
     pub fn dataset_keys(&self) -> Vec<&str> {
         self.datasets.iter().map(|d| d.key.as_str()).collect()
     }
@@ -270,73 +280,51 @@ impl Transformation {
     /// as it came.
     pub fn apply_in_place(&mut self, record: &mut Record) -> Result<Option<usize>, Failure> {
         let matched = self.enrich(record)?;
-        for index in 0..self.filter.len() {
-            let rule = &self.filter[index];
-            if rule.contexts.iter().any(|&d| matched[d].is_none()) {
+        let Self {
+            records,
+            filter,
+            map,
+            last_known,
+            ..
+        } = self;
+        // The record each dataset matched, by dataset.
+        let contexts: Vec<Option<&Json>> = matched
+            .iter()
+            .enumerate()
+            .map(|(d, m)| m.map(|position| &records[d][position]))
+            .collect();
+        for (index, rule) in filter.iter().enumerate() {
+            if rule.contexts.iter().any(|&d| contexts[d].is_none()) {
                 continue;
             }
-            let inputs = self.resolve(Stage::Filter, index, record, &matched, &[])?;
-            let rule = &self.filter[index];
-            let values: Vec<Value> = inputs
-                .iter()
-                .map(|v| v.as_ref().map_or(Value::Empty, Value::from_json))
-                .collect();
-            if self.truth(Stage::Filter, index, &rule.expression, &values)? {
+            let inputs = resolve(
+                &rule.inputs,
+                last_known,
+                (Stage::Filter, index),
+                record,
+                &contexts,
+                &[],
+            );
+            let values = expression_values(&inputs);
+            if truth(
+                Stage::Filter,
+                index,
+                &rule.inputs,
+                &rule.expression,
+                &values,
+            )? {
                 return Ok(Some(index));
             }
         }
-        if self.map.is_empty() {
+        if map.is_empty() {
             return Ok(None);
         }
-        let (payload, metadata) = self.map_record(record, &matched)?;
+        let (payload, metadata) = map_record(map, last_known, record, &contexts)?;
         record.payload = payload;
         for (property, value) in metadata {
             set_metadata(record, property, value);
         }
         Ok(None)
-    }
-
-    /// A filter's or a dataset's expression: true or false, anything else is a failure.
-    fn truth(
-        &self,
-        stage: Stage,
-        rule: usize,
-        expression: &Expr,
-        values: &[Value],
-    ) -> Result<bool, Failure> {
-        match evaluate(expression, values) {
-            Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(self.failure(
-                stage,
-                rule,
-                values,
-                format!("the expression gave {other}, not true or false"),
-            )),
-            Err(e) => Err(self.failure(stage, rule, values, e)),
-        }
-    }
-
-    fn failure(&self, stage: Stage, rule: usize, values: &[Value], message: String) -> Failure {
-        let inputs = match stage {
-            Stage::Filter => &self.filter[rule].inputs,
-            Stage::Map => &self.map[rule].inputs,
-            Stage::Datasets => &self.datasets[rule].inputs,
-        };
-        let shown: Vec<String> = inputs
-            .iter()
-            .zip(values)
-            .enumerate()
-            .map(|(i, (input, value))| format!("${} `{}` = {value}", i + 1, input.text))
-            .collect();
-        let message = match shown.is_empty() {
-            true => message,
-            false => format!("{message} ({})", shown.join(", ")),
-        };
-        Failure {
-            stage,
-            rule,
-            message,
-        }
     }
 
     /// For each dataset, the first record its expression matches.
@@ -350,15 +338,21 @@ impl Transformation {
                     .iter()
                     .map(|input| {
                         let value = match &input.path.path.root {
-                            Root::DatasetRecord | Root::Context(_) => {
+                            Root::DatasetRecord => {
                                 json_path::get(candidate, &names(&input.path.path)).cloned()
                             }
-                            _ => read(record, &input.path.path, &[], &[]),
+                            _ => read(record, input, &[], &[]),
                         };
                         value.as_ref().map_or(Value::Empty, Value::from_json)
                     })
                     .collect();
-                if self.truth(Stage::Datasets, index, &dataset.expression, &values)? {
+                if truth(
+                    Stage::Datasets,
+                    index,
+                    &dataset.inputs,
+                    &dataset.expression,
+                    &values,
+                )? {
                     found = Some(position);
                     break;
                 }
@@ -367,172 +361,227 @@ impl Transformation {
         }
         Ok(matched)
     }
+}
 
-    /// The values of a rule's inputs (`None`: missing), remembering and using last known values.
-    fn resolve(
-        &mut self,
-        stage: Stage,
-        rule: usize,
-        record: &Record,
-        matched: &[Option<usize>],
-        capture: &[String],
-    ) -> Result<Vec<Option<Json>>, Failure> {
-        let inputs = match stage {
-            Stage::Filter => &self.filter[rule].inputs,
-            _ => &self.map[rule].inputs,
-        };
-        let contexts: Vec<Option<&Json>> = matched
-            .iter()
-            .enumerate()
-            .map(|(d, m)| m.map(|position| &self.records[d][position]))
-            .collect();
-        let mut values = Vec::with_capacity(inputs.len());
-        let mut remembered = Vec::new();
-        for (index, input) in inputs.iter().enumerate() {
-            let aliases: Vec<&str> = self.datasets.iter().map(|d| d.alias.as_str()).collect();
-            let value = read_with(record, &input.path.path, capture, &contexts, &aliases);
-            let value = match (value, input.path.last_known) {
-                (Some(v), true) if !v.is_null() => {
-                    remembered.push(((stage, rule, index), v.clone()));
-                    Some(v)
-                }
-                (v, true) if v.as_ref().is_none_or(Json::is_null) => {
-                    self.last_known.get(&(stage, rule, index)).cloned().or(v)
-                }
-                (v, _) => v,
-            };
-            values.push(value);
+fn descriptions(spec: &TransformationSpec) -> HashMap<(Stage, usize), String> {
+    let mut out = HashMap::new();
+    let mut add = |stage, rule, description: &Option<String>| {
+        if let Some(d) = description {
+            out.insert((stage, rule), d.clone());
         }
-        for (key, value) in remembered {
-            self.last_known.insert(key, value);
-        }
-        Ok(values)
+    };
+    for (i, d) in spec.datasets.iter().enumerate() {
+        add(Stage::Datasets, i, &d.description);
     }
+    for (i, f) in spec.filter.iter().enumerate() {
+        add(Stage::Filter, i, &f.description);
+    }
+    for (i, m) in spec.map.iter().enumerate() {
+        add(Stage::Map, i, &m.description);
+    }
+    out
+}
 
-    /// The new payload, and the metadata properties the rules set (in order; `None` removes).
-    #[allow(clippy::type_complexity)]
-    fn map_record(
-        &mut self,
-        record: &Record,
-        matched: &[Option<usize>],
-    ) -> Result<(Json, Vec<(Metadata, Option<String>)>), Failure> {
-        // Every (rule, capture) the rules resolve to, in rule order. A later application with
-        // a lower rank (fewer captured segments) on the same field overrides an earlier one
-        // ("specialization") when it removes that field or writes the same output; otherwise
-        // both apply ("second rule"; concept-dataflow-mapping: "Because the output fields are
-        // different in this example, they wouldn't override each other").
-        struct Application {
-            rule: usize,
-            capture: Vec<String>,
-        }
-        let mut applications: Vec<Application> = Vec::new();
-        let contexts: Vec<Option<&Json>> = matched
-            .iter()
-            .enumerate()
-            .map(|(d, m)| m.map(|position| &self.records[d][position]))
-            .collect();
-        let aliases: Vec<&str> = self.datasets.iter().map(|d| d.alias.as_str()).collect();
-        for (index, rule) in self.map.iter().enumerate() {
-            if rule.contexts.iter().any(|&d| matched[d].is_none()) {
-                continue;
+/// Inputs as expressions see them: a missing one is the empty value.
+fn expression_values(inputs: &[Option<Json>]) -> Vec<Value> {
+    inputs
+        .iter()
+        .map(|v| v.as_ref().map_or(Value::Empty, Value::from_json))
+        .collect()
+}
+
+/// A filter's or a dataset's expression: true or false, anything else is a failure.
+fn truth(
+    stage: Stage,
+    rule: usize,
+    inputs: &[Input],
+    expression: &Expr,
+    values: &[Value],
+) -> Result<bool, Failure> {
+    match evaluate(expression, values) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(failure(
+            stage,
+            rule,
+            inputs,
+            values,
+            format!("the expression gave {other}, not true or false"),
+        )),
+        Err(e) => Err(failure(stage, rule, inputs, values, e)),
+    }
+}
+
+/// What failed, with the rule's inputs and the values they had.
+fn failure(
+    stage: Stage,
+    rule: usize,
+    inputs: &[Input],
+    values: &[Value],
+    message: String,
+) -> Failure {
+    let shown: Vec<String> = inputs
+        .iter()
+        .zip(values)
+        .enumerate()
+        .map(|(i, (input, value))| format!("${} `{}` = {value}", i + 1, input.text))
+        .collect();
+    let message = match shown.is_empty() {
+        true => message,
+        false => format!("{message} ({})", shown.join(", ")),
+    };
+    Failure {
+        stage,
+        rule,
+        message,
+    }
+}
+
+/// The values of a rule's inputs (`None`: missing), remembering and using last known values
+/// (kept by stage, rule and input).
+fn resolve(
+    inputs: &[Input],
+    last_known: &mut HashMap<(Stage, usize, usize), Json>,
+    (stage, rule): (Stage, usize),
+    record: &Record,
+    contexts: &[Option<&Json>],
+    capture: &[String],
+) -> Vec<Option<Json>> {
+    let mut values = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.iter().enumerate() {
+        let value = read(record, input, capture, contexts);
+        let value = match (value, input.path.last_known) {
+            (Some(v), true) if !v.is_null() => {
+                last_known.insert((stage, rule, index), v.clone());
+                Some(v)
             }
-            let captures: Vec<Vec<String>> = match rule.capturing {
-                None => vec![Vec::new()],
-                Some(input) => {
-                    let path = &rule.inputs[input].path.path;
-                    let star = path
-                        .wildcard_index()
-                        .expect("a capturing input has a wildcard");
-                    let prefix = names_of(&path.segments[..star]);
-                    let suffix = names_of(&path.segments[star + 1..]);
-                    let mut found = Vec::new();
-                    if let Some(base) = source(record, &path.root, &contexts, &aliases)
-                        .and_then(|s| json_path::get(s, &prefix))
-                    {
-                        json_path::captures(base, &suffix, &mut found);
+            (v, true) => last_known.get(&(stage, rule, index)).cloned().or(v),
+            (v, false) => v,
+        };
+        values.push(value);
+    }
+    values
+}
+
+/// The new payload, and the metadata properties the rules set (in order; `None` removes).
+#[allow(clippy::type_complexity)]
+fn map_record(
+    map: &[MapRule],
+    last_known: &mut HashMap<(Stage, usize, usize), Json>,
+    record: &Record,
+    contexts: &[Option<&Json>],
+) -> Result<(Json, Vec<(Metadata, Option<String>)>), Failure> {
+    // Every (rule, capture) the rules resolve to, in rule order. A later application with
+    // a lower rank (fewer captured segments) on the same field overrides an earlier one
+    // ("specialization") when it removes that field or writes the same output; otherwise
+    // both apply ("second rule"; concept-dataflow-mapping: "Because the output fields are
+    // different in this example, they wouldn't override each other").
+    struct Application {
+        rule: usize,
+        capture: Vec<String>,
+    }
+    let mut applications: Vec<Application> = Vec::new();
+    for (index, rule) in map.iter().enumerate() {
+        if rule.contexts.iter().any(|&d| contexts[d].is_none()) {
+            continue;
+        }
+        let captures: Vec<Vec<String>> = match rule.capturing {
+            None => vec![Vec::new()],
+            Some(input) => {
+                let input = &rule.inputs[input];
+                let path = &input.path.path;
+                let star = path
+                    .wildcard_index()
+                    .expect("a capturing input has a wildcard");
+                let prefix = names_of(&path.segments[..star]);
+                let suffix = names_of(&path.segments[star + 1..]);
+                let mut found = Vec::new();
+                if let Some(base) =
+                    source(record, input, contexts).and_then(|s| json_path::get(s, &prefix))
+                {
+                    json_path::captures(base, &suffix, &mut found);
+                }
+                // Every other wildcard input must resolve for the same capture.
+                found.retain(|capture| {
+                    rule.inputs.iter().all(|i| {
+                        !i.path.path.has_wildcard() || read(record, i, capture, contexts).is_some()
+                    })
+                });
+                found
+            }
+        };
+        for capture in captures {
+            let rank = capture.len();
+            // Only an earlier application that captured more segments can be overridden.
+            if applications.iter().any(|a| a.capture.len() > rank) {
+                applications.retain(|earlier| {
+                    if earlier.rule == index || earlier.capture.len() <= rank {
+                        return true;
                     }
-                    // Every other wildcard input must resolve for the same capture.
-                    found.retain(|capture| {
-                        rule.inputs.iter().all(|i| {
-                            !i.path.path.has_wildcard()
-                                || read_with(record, &i.path.path, capture, &contexts, &aliases)
-                                    .is_some()
-                        })
+                    let earlier_rule = &map[earlier.rule];
+                    let Some(first) = earlier_rule.inputs.first() else {
+                        return true;
+                    };
+                    let first = &first.path.path;
+                    let same_field = rule.inputs.iter().any(|i| {
+                        i.path.path.root == first.root
+                            && is_prefix(
+                                captured(&i.path.path.segments, &capture),
+                                captured(&first.segments, &earlier.capture),
+                            )
                     });
-                    found
-                }
-            };
-            for capture in captures {
-                let rank = capture.len();
-                // Only an earlier application that captured more segments can be overridden.
-                if applications.iter().any(|a| a.capture.len() > rank) {
-                    applications.retain(|earlier| {
-                        if earlier.rule == index || earlier.capture.len() <= rank {
-                            return true;
+                    let replaces = match (&rule.output, &earlier_rule.output) {
+                        (None, _) => true,
+                        (Some(new), Some(old)) => {
+                            new.root == old.root
+                                && captured(&new.segments, &capture)
+                                    .eq(captured(&old.segments, &earlier.capture))
                         }
-                        let earlier_rule = &self.map[earlier.rule];
-                        let Some(first) = earlier_rule.inputs.first() else {
-                            return true;
-                        };
-                        let first = &first.path.path;
-                        let same_field = rule.inputs.iter().any(|i| {
-                            i.path.path.root == first.root
-                                && is_prefix(
-                                    captured(&i.path.path.segments, &capture),
-                                    captured(&first.segments, &earlier.capture),
-                                )
-                        });
-                        let replaces = match (&rule.output, &earlier_rule.output) {
-                            (None, _) => true,
-                            (Some(new), Some(old)) => {
-                                new.root == old.root
-                                    && captured(&new.segments, &capture)
-                                        .eq(captured(&old.segments, &earlier.capture))
-                            }
-                            (Some(_), None) => false,
-                        };
-                        !(same_field && replaces)
-                    });
-                }
-                applications.push(Application {
-                    rule: index,
-                    capture,
+                        (Some(_), None) => false,
+                    };
+                    !(same_field && replaces)
                 });
             }
+            applications.push(Application {
+                rule: index,
+                capture,
+            });
         }
-        let mut output = Map::new();
-        let mut metadata = Vec::new();
-        for application in &applications {
-            let index = application.rule;
-            if self.map[index].output.is_none() {
-                continue;
-            }
-            let inputs = self.resolve(Stage::Map, index, record, matched, &application.capture)?;
-            let rule = &self.map[index];
-            let result = match &rule.expression {
-                None => inputs.into_iter().next().flatten(),
-                Some(expression) => {
-                    let values: Vec<Value> = inputs
-                        .iter()
-                        .map(|v| v.as_ref().map_or(Value::Empty, Value::from_json))
-                        .collect();
-                    evaluate(expression, &values)
-                        .and_then(Value::into_json)
-                        .map_err(|e| self.failure(Stage::Map, index, &values, e))?
-                }
-            };
-            let target = self.map[index].output.as_ref().expect("not a removal rule");
-            write(
-                &mut output,
-                &mut metadata,
-                target,
-                &application.capture,
-                result,
-            )
-            .map_err(|e| self.failure(Stage::Map, index, &[], e))?;
-        }
-        Ok((Json::Object(output), metadata))
     }
+    let mut output = Map::new();
+    let mut metadata = Vec::new();
+    for application in &applications {
+        let index = application.rule;
+        let rule = &map[index];
+        let Some(target) = &rule.output else {
+            continue; // A removal rule writes nothing.
+        };
+        let inputs = resolve(
+            &rule.inputs,
+            last_known,
+            (Stage::Map, index),
+            record,
+            contexts,
+            &application.capture,
+        );
+        let result = match &rule.expression {
+            None => inputs.into_iter().next().flatten(),
+            Some(expression) => {
+                let values = expression_values(&inputs);
+                evaluate(expression, &values)
+                    .and_then(Value::into_json)
+                    .map_err(|e| failure(Stage::Map, index, &rule.inputs, &values, e))?
+            }
+        };
+        write(
+            &mut output,
+            &mut metadata,
+            target,
+            &application.capture,
+            result,
+        )
+        .map_err(|e| failure(Stage::Map, index, &[], &[], e))?;
+    }
+    Ok((Json::Object(output), metadata))
 }
 
 /// A path's segment names, `capture` standing for its wildcard.
@@ -575,40 +624,27 @@ fn names(path: &FieldPath) -> Vec<String> {
     names_of(&path.segments)
 }
 
-/// The JSON a root reads from.
+/// The JSON an input reads from: the payload, or the record its dataset matched.
 fn source<'a>(
     record: &'a Record,
-    root: &Root,
+    input: &Input,
     contexts: &[Option<&'a Json>],
-    aliases: &[&str],
 ) -> Option<&'a Json> {
-    match root {
+    match input.path.path.root {
         Root::Payload => Some(&record.payload),
-        Root::Context(alias) => aliases
-            .iter()
-            .position(|a| a == alias)
-            .and_then(|d| contexts[d]),
+        Root::Context(_) => input.dataset.and_then(|d| contexts[d]),
         Root::DatasetRecord | Root::Metadata(_) => None,
     }
 }
 
+/// An input's value in this message, `capture` standing for its wildcard.
 fn read(
     record: &Record,
-    path: &FieldPath,
+    input: &Input,
     capture: &[String],
     contexts: &[Option<&Json>],
 ) -> Option<Json> {
-    read_with(record, path, capture, contexts, &[])
-}
-
-fn read_with(
-    record: &Record,
-    path: &FieldPath,
-    capture: &[String],
-    contexts: &[Option<&Json>],
-    aliases: &[&str],
-) -> Option<Json> {
-    match &path.root {
+    match &input.path.path.root {
         Root::Metadata(Metadata::Topic) => Some(Json::String(record.topic.clone())),
         Root::Metadata(Metadata::ContentType) => record.content_type.clone().map(Json::String),
         Root::Metadata(Metadata::UserProperty(key)) => record
@@ -616,9 +652,9 @@ fn read_with(
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| Json::String(v.clone())),
-        root => {
-            let base = source(record, root, contexts, aliases)?;
-            json_path::get_captured(base, &path.segments, capture).cloned()
+        _ => {
+            let base = source(record, input, contexts)?;
+            json_path::get_captured(base, &input.path.path.segments, capture).cloned()
         }
     }
 }
@@ -735,9 +771,14 @@ fn compile_inputs(
                         "`? $last` needs one field, not a wildcard",
                     ));
                 }
+                let dataset = match &input.path.root {
+                    Root::Context(alias) => aliases.iter().position(|a| a == alias),
+                    _ => None,
+                };
                 inputs.push(Input {
                     path: input,
                     text: text.clone(),
+                    dataset,
                 });
             }
             Err(e) => errors.push(error(stage, rule, field, e.to_string())),
@@ -1022,6 +1063,9 @@ impl Transformation {
             ));
         }
         for (i, f) in spec.filter.iter().enumerate() {
+            if let Some(d) = &f.description {
+                lines.push(format!("filter[{i}]    \"{d}\""));
+            }
             lines.push(format!(
                 "filter[{i}]    drops the message when {} (inputs {})",
                 f.expression,
@@ -1032,6 +1076,9 @@ impl Transformation {
             lines.push("map          none: the payload goes on as it is".into());
         }
         for (i, m) in spec.map.iter().enumerate() {
+            if let Some(d) = &m.description {
+                lines.push(format!("map[{i}]       \"{d}\""));
+            }
             let output = m.output.as_deref().filter(|o| !o.is_empty());
             lines.push(match (output, &m.expression) {
                 (None, _) => format!("map[{i}]       removes {}", m.inputs.join(", ")),

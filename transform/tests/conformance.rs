@@ -678,3 +678,23 @@ fn bad_rules_are_refused_with_their_place() {
     }
     assert_eq!(shown.len(), expect.len(), "{shown:#?}");
 }
+
+/// howto-dataflow-graphs-map: `description` is a "Human-readable label for the rule, included
+/// in error messages"; howto-dataflow-filter's rules carry one each.
+#[test]
+fn descriptions_label_their_rules() {
+    let mut rule = filter(&["temperature"], "$1 <= 20");
+    rule.description = Some("Drop low temperatures".into());
+    let spec = TransformationSpec {
+        filter: vec![rule],
+        ..Default::default()
+    };
+    let plan = Transformation::compile(&spec).unwrap();
+    assert_eq!(
+        plan.description(dataflow_transform::Stage::Filter, 0),
+        Some("Drop low temperatures")
+    );
+    assert_eq!(plan.description(dataflow_transform::Stage::Map, 0), None);
+    assert!(Transformation::describe(&spec)
+        .contains(&"filter[0]    \"Drop low temperatures\"".to_string()));
+}

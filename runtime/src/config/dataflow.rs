@@ -21,6 +21,8 @@ pub struct Dataflow {
     /// `spec.profileRef`: the DataflowProfile whose instances run it.
     pub profile: String,
     pub transformation: Option<TransformationConfig>,
+    /// The operations' optional `name`s, as `operations[i]: name` (shown by `validate`).
+    pub operation_names: Vec<String>,
 }
 
 const OPERATION_TYPES: &str = "Source, BuiltInTransformation, Destination";
@@ -80,6 +82,7 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
         }
     };
     let (mut source, mut destination, mut transformation) = (None, None, None);
+    let mut operation_names = Vec::new();
     let (mut has_source, mut has_destination, mut has_transformation) = (false, false, false);
     for (index, operation) in operations.iter().enumerate() {
         let path = format!("spec.operations[{index}]");
@@ -94,6 +97,7 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
             continue;
         };
         if let Some(name) = r.string(operation, &path, "name", false) {
+            operation_names.push(format!("operations[{index}]: {name}"));
             if name.chars().count() > 64 {
                 r.report(
                     &join(&path, "name"),
@@ -185,6 +189,7 @@ pub fn read(r: &mut Reader, name: &str, spec: &Mapping) -> Option<Dataflow> {
         enabled,
         profile,
         transformation,
+        operation_names,
     })
 }
 

@@ -428,6 +428,12 @@ impl Deployment {
                     ""
                 }
             ));
+            if !dataflow.operation_names.is_empty() {
+                lines.push(format!(
+                    "  names        {}",
+                    dataflow.operation_names.join(", ")
+                ));
+            }
             lines.push(format!(
                 "  source       {}: {}",
                 dataflow.source_endpoint,

@@ -756,4 +756,13 @@ fn the_documented_examples_are_accepted_or_refused_with_the_reason() {
         .replace("output: 'Tag 10'", "output: Humidity");
     let deployment = load(&[ENDPOINT_V1BETA1, &d6, THERMOSTAT_TABLE]).unwrap();
     assert!(deployment.dataflows[0].enabled && deployment.dataflows[0].transformation.is_some());
+    assert_eq!(
+        deployment.dataflows[0].operation_names,
+        [
+            "operations[0]: my-source",
+            "operations[1]: my-transformation",
+            "operations[2]: my-destination"
+        ]
+    );
+    assert!(deployment.describe().contains(&"  names        operations[0]: my-source, operations[1]: my-transformation, operations[2]: my-destination".to_string()));
 }

@@ -112,10 +112,13 @@ impl TransformStage {
                         sequence: message.sequence,
                         kind: RejectionKind::Conversion,
                         reason: format!(
-                            "{}.{}[{}] failed: {}",
+                            "{}.{}[{}]{} failed: {}",
                             self.path,
                             failure.stage.field(),
                             failure.rule,
+                            self.plan
+                                .description(failure.stage, failure.rule)
+                                .map_or(String::new(), |d| format!(" (\"{d}\")")),
                             failure.message
                         ),
                     });
