@@ -19,6 +19,16 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq mosquitto >/dev/null
 fi
 
+# The broker-security tests build a mosquitto auth plugin (service account tokens) against
+# mosquitto's plugin headers.
+if [ ! -f /usr/include/mosquitto_broker.h ]; then
+  echo "== installing mosquitto-dev (plugin headers for the token-authentication tests)"
+  as_root=""
+  if [ "$(id -u)" != 0 ]; then as_root="sudo"; fi
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq mosquitto-dev >/dev/null
+fi
+
 # One test reads the local endpoint with Microsoft's Python Kusto client, in a virtual
 # environment it makes under target/.
 if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then

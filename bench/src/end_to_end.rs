@@ -86,6 +86,8 @@ pub async fn measure(runtime: &PluginRuntime, rate: u32, duration: Duration) -> 
         client_id: format!("bench-e2e-{}", std::process::id()),
         filters: vec![format!("{TOPIC}/#")],
         version: ProtocolVersion::V5,
+        tls: None,
+        credential: None,
     };
     let (stop, stopped) = watch::channel(false);
     let delivery = Delivery {

@@ -10,6 +10,7 @@ pub mod files;
 pub mod http_client;
 pub mod identity;
 pub mod metrics;
+pub mod mounts;
 pub mod outbound;
 pub mod pipeline;
 pub mod plugin;

@@ -10,7 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::config::{Deployment, DestinationPlan, MqttEndpoint};
+use crate::config::{Deployment, DestinationPlan, MqttAuthentication, MqttEndpoint};
 use crate::dead_letter::{DeadLetterSink, MqttDeadLetters};
 use crate::http_client::{HttpClient, Transport};
 use crate::identity::{self, IdentityEndpoints};
@@ -74,6 +74,34 @@ pub struct RunArgs {
     /// are read: DIR/NS/NAME/VERSION.json, Delta/1.0 or JSON Schema draft-07.
     #[arg(long, value_name = "DIR")]
     pub schema_registry: Option<PathBuf>,
+    /// Where the ConfigMaps that endpoints reference are mounted: the CA bundle of
+    /// `trustedCaCertificateConfigMapRef: NAME` is every file of DIR/NAME
+    /// [default: /etc/dataflow-host/config-maps].
+    #[arg(long, value_name = "DIR")]
+    pub config_maps: Option<PathBuf>,
+    /// Where the Secrets that endpoints reference are mounted: `x509CertificateSettings.secretRef:
+    /// NAME` is DIR/NAME/client_cert.pem and client_key.pem [default: /etc/dataflow-host/secrets].
+    #[arg(long, value_name = "DIR")]
+    pub secrets: Option<PathBuf>,
+    /// Where projected service account tokens are: the token for audience AUDIENCE is the file
+    /// DIR/AUDIENCE, read again whenever Kubernetes rotates it [default: /var/run/secrets/tokens].
+    #[arg(long, value_name = "DIR")]
+    pub service_account_tokens: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// Where referenced ConfigMaps, Secrets and tokens are found.
+    pub fn mounts(&self) -> crate::mounts::Mounts {
+        let defaults = crate::mounts::Mounts::default();
+        crate::mounts::Mounts {
+            config_maps: self.config_maps.clone().unwrap_or(defaults.config_maps),
+            secrets: self.secrets.clone().unwrap_or(defaults.secrets),
+            service_account_tokens: self
+                .service_account_tokens
+                .clone()
+                .unwrap_or(defaults.service_account_tokens),
+        }
+    }
 }
 
 /// What the caller gives a run besides its arguments.
@@ -105,7 +133,7 @@ pub fn load(paths: &[PathBuf], schema_registry: Option<&std::path::Path>) -> Res
 
 /// Where a dataflow's messages come from.
 enum Source {
-    Mqtt(MqttSourceOptions),
+    Mqtt(Box<MqttSourceOptions>),
     /// JSON Lines from a file (or `-`, standard input).
     JsonLines(String),
 }
@@ -314,7 +342,7 @@ impl Dataflow {
         let mut sink = opener.open(&plan).await?;
         let source = match &args.input {
             Some(input) if args.dead_letter_topic.is_none() => Source::JsonLines(input.clone()),
-            _ => Source::Mqtt(mqtt_source(&plan, &deployment, &args)?),
+            _ => Source::Mqtt(Box::new(mqtt_source(&plan, &deployment, &args)?)),
         };
         let dead_letters = match (&args.dead_letter_topic, &source) {
             (Some(topic), Source::Mqtt(mqtt)) => {
@@ -404,7 +432,7 @@ pub async fn from_mqtt(
     pipeline_options.max_in_flight = source_options.window();
     pipeline_options.flush_when_idle = source_options.flush_when_idle();
     let (sender, receiver) = sources::unbounded_channel();
-    let (source, acknowledger) = mqtt::start(source_options, sender);
+    let (source, acknowledger) = mqtt::start(source_options, sender)?;
     if let Some(metrics) = &delivery.metrics {
         metrics.watch_mqtt(source.counters.clone());
     }
@@ -626,12 +654,55 @@ fn mqtt_source(
             (instance, filters)
         }
     };
+    let (tls, credential) = broker_security(&endpoint, options)
+        .with_context(|| format!("dataflow {}: its source endpoint", dataflow.name))?;
     Ok(MqttSourceOptions {
         client_id: format!("{prefix}{}-{instance}", dataflow.name),
         endpoint,
         filters,
         version: options.mqtt_version,
+        tls,
+        credential,
     })
+}
+
+/// A broker's TLS configuration and the credential the source presents.
+type BrokerSecurity = (
+    Option<Arc<rustls::ClientConfig>>,
+    Option<Arc<mqtt::Credential>>,
+);
+
+/// The TLS configuration and the credential of a broker endpoint, from where Kubernetes
+/// mounts what it references.
+fn broker_security(endpoint: &MqttEndpoint, options: &RunArgs) -> Result<BrokerSecurity> {
+    let mounts = options.mounts();
+    let credential = match &endpoint.authentication {
+        MqttAuthentication::Anonymous | MqttAuthentication::X509Certificate { .. } => None,
+        MqttAuthentication::ServiceAccountToken { audience } => Some(
+            mqtt::Credential::service_account_token(mounts.service_account_token(audience)),
+        ),
+        MqttAuthentication::ManagedIdentity(identity) => Some(mqtt::Credential::entra_token(
+            identity::provider_for(identity, &IdentityEndpoints::from_env())?,
+        )),
+    };
+    if credential.is_some() && options.mqtt_version == ProtocolVersion::V311 {
+        bail!("its authentication sends a token by MQTT 5 enhanced authentication, which MQTT 3.1.1 (--mqtt-version) does not have");
+    }
+    let Some(tls) = &endpoint.tls else {
+        return Ok((None, credential));
+    };
+    let cas = match &tls.trusted_ca_config_map {
+        Some(name) => mounts.ca_certificates(name)?,
+        None => Vec::new(),
+    };
+    let identity = match &endpoint.authentication {
+        MqttAuthentication::X509Certificate { secret } => Some(mounts.client_identity(secret)?),
+        _ => None,
+    };
+    Ok((
+        Some(crate::tls::mqtt_client_config(&cas, identity)?),
+        credential,
+    ))
 }
 
 /// A dataflow's transformation, compiled, with its datasets read from the state store

@@ -10,12 +10,41 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub struct LocalBroker {
+    /// The plain, anonymous listener (publishers and collectors use it).
     pub port: u16,
+    /// The port of the `secure` listener, if there is one.
+    pub secure_port: Option<u16>,
     dir: PathBuf,
     binary: PathBuf,
     child: Option<Child>,
-    /// Whether the log names every packet (`log_type all`), for `packet_counts`.
-    log_packets: bool,
+    options: BrokerOptions,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BrokerOptions {
+    /// The log names every packet (`log_type all`), for `packet_counts`.
+    pub log_packets: bool,
+    /// A second listener, as a client on a cluster meets the broker.
+    pub secure: Option<SecureListener>,
+}
+
+/// A listener with TLS, client certificates or token authentication (by an auth plugin).
+#[derive(Debug, Clone, Default)]
+pub struct SecureListener {
+    /// The server's certificate and key, and the CA of client certificates (PEM files).
+    pub tls: Option<ListenerTls>,
+    /// Clients must present a certificate the CA signed (`require_certificate true`).
+    pub require_certificate: bool,
+    /// An authentication plugin and its options (`plugin_opt_<key> <value>`); without one
+    /// the listener is anonymous.
+    pub plugin: Option<(PathBuf, Vec<(String, String)>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// What the broker's own log says it exchanged with one client.
@@ -49,16 +78,22 @@ pub fn mosquitto_binary() -> Option<PathBuf> {
 impl LocalBroker {
     /// Starts a broker in its own directory under `dir`.
     pub fn start(dir: &Path) -> Result<Self> {
-        Self::start_with(dir, false)
+        Self::start_with(dir, BrokerOptions::default())
     }
 
     /// Starts a broker whose log names every packet it sends and receives, so that
     /// `packet_counts` can tell what it exchanged with a client.
     pub fn start_logging_packets(dir: &Path) -> Result<Self> {
-        Self::start_with(dir, true)
+        Self::start_with(
+            dir,
+            BrokerOptions {
+                log_packets: true,
+                ..BrokerOptions::default()
+            },
+        )
     }
 
-    fn start_with(dir: &Path, log_packets: bool) -> Result<Self> {
+    pub fn start_with(dir: &Path, options: BrokerOptions) -> Result<Self> {
         let binary = mosquitto_binary()
             .context("mosquitto is not installed (`apt-get install mosquitto`)")?;
         let dir = dir.join("broker");
@@ -67,12 +102,17 @@ impl LocalBroker {
         // write its log and its persistence file here.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+        let secure_port = match options.secure {
+            Some(_) => Some(free_port()?),
+            None => None,
+        };
         let mut broker = Self {
             port: free_port()?,
+            secure_port,
             dir,
             binary,
             child: None,
-            log_packets,
+            options,
         };
         broker.spawn()?;
         Ok(broker)
@@ -82,13 +122,47 @@ impl LocalBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker's own directory (its configuration, log and persistence).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The `secure` listener's lines of the configuration.
+    fn secure_listener(&self) -> String {
+        let (Some(port), Some(secure)) = (self.secure_port, &self.options.secure) else {
+            return String::new();
+        };
+        let mut lines = format!("listener {port} 127.0.0.1\n");
+        if let Some(tls) = &secure.tls {
+            lines += &format!(
+                "certfile {}\nkeyfile {}\ncafile {}\ntls_version tlsv1.2\nrequire_certificate {}\n",
+                tls.certificate.display(),
+                tls.key.display(),
+                tls.ca.display(),
+                secure.require_certificate
+            );
+        }
+        match &secure.plugin {
+            Some((plugin, options)) => {
+                lines += &format!("plugin {}\nallow_anonymous false\n", plugin.display());
+                for (key, value) in options {
+                    lines += &format!("plugin_opt_{key} {value}\n");
+                }
+            }
+            None => lines += "allow_anonymous true\n",
+        }
+        lines
+    }
+
     fn spawn(&mut self) -> Result<()> {
         let config = self.dir.join("mosquitto.conf");
         std::fs::write(
             &config,
             format!(
-                "listener {port} 127.0.0.1\n\
+                "per_listener_settings true\n\
+                 listener {port} 127.0.0.1\n\
                  allow_anonymous true\n\
+                 {secure}\
                  persistence true\n\
                  persistence_location {dir}/\n\
                  # Keep every message queued for a disconnected persistent session.\n\
@@ -99,8 +173,9 @@ impl LocalBroker {
                  log_type notice\n\
                  {packets}",
                 port = self.port,
+                secure = self.secure_listener(),
                 dir = self.dir.display(),
-                packets = if self.log_packets {
+                packets = if self.options.log_packets {
                     "log_type all\n"
                 } else {
                     ""
@@ -116,7 +191,8 @@ impl LocalBroker {
             .context("starting mosquitto")?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let listening = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        while !listening(self.port) || self.secure_port.is_some_and(|p| !listening(p)) {
             if Instant::now() > deadline {
                 bail!(
                     "mosquitto did not listen on {}; see {}/mosquitto.log",

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use dataflow_testkit::publisher::{publish_all, Collector};
+use end_to_end_tests::broker_security::Security;
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
 use end_to_end_tests::scrape_metrics;
 
@@ -80,9 +81,22 @@ async fn a_fifth_of_requests_throttled_or_unavailable_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_killed_three_times_mid_stream_loses_nothing() {
-    let options = ScenarioOptions::default();
+    killed_three_times("killed", Security::Plain).await;
+}
+
+/// The same over TLS to a broker that checks service account tokens, as on a cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_three_times_over_tls_with_a_token_loses_nothing() {
+    killed_three_times("killed-tls", Security::ServiceAccountToken).await;
+}
+
+async fn killed_three_times(name: &str, security: Security) {
+    let options = ScenarioOptions {
+        security,
+        ..ScenarioOptions::default()
+    };
     let window = u64::from(options.max_inflight_messages);
-    let scenario = Scenario::start("killed", options).await;
+    let scenario = Scenario::start(name, options).await;
     let mut host = scenario.start_host_ready("a", 1).await;
     let published = 12_000;
     let port = scenario.broker.port;
@@ -98,7 +112,10 @@ async fn a_host_killed_three_times_mid_stream_loses_nothing() {
     let tally = scenario.wait_for_all(published, SETTLE).await;
     peak = peak.max(host.peak_rss_bytes());
     host.terminate(Duration::from_secs(30)).await;
-    println!("{}", tally.row("host SIGKILLed 3 times", peak));
+    println!(
+        "{}",
+        tally.row(&format!("host SIGKILLed 3 times ({security:?})"), peak)
+    );
     scenario.assert_nothing_lost(&tally);
     assert!(
         tally.duplicates <= 3 * window,
@@ -145,7 +162,20 @@ async fn thirty_seconds_without_the_endpoint_keep_memory_flat_and_lose_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_nothing() {
-    let mut scenario = Scenario::start("broker-restart", ScenarioOptions::default()).await;
+    broker_restart("broker-restart", Security::Plain).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_over_tls_loses_nothing() {
+    broker_restart("broker-restart-tls", Security::Tls).await;
+}
+
+async fn broker_restart(name: &str, security: Security) {
+    let options = ScenarioOptions {
+        security,
+        ..ScenarioOptions::default()
+    };
+    let mut scenario = Scenario::start(name, options).await;
     let host = scenario.start_host_ready("a", 1).await;
     let published = 10_000;
     let port = scenario.broker.port;
@@ -156,7 +186,10 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     let tally = scenario.wait_for_all(published, SETTLE).await;
     let rss = host.peak_rss_bytes();
     host.terminate(Duration::from_secs(30)).await;
-    println!("{}", tally.row("broker restarted mid-stream", rss));
+    println!(
+        "{}",
+        tally.row(&format!("broker restarted mid-stream ({security:?})"), rss)
+    );
     scenario.assert_nothing_lost(&tally);
     assert!(
         scenario

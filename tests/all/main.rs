@@ -2,6 +2,7 @@
 //! loopback to the local ADX-compatible endpoint.
 
 mod artifact_cache;
+mod broker_security;
 mod delivery;
 mod demo;
 mod emulator;

@@ -90,6 +90,9 @@ spec:
     host: {}
     tls:
       mode: Disabled
+    authentication:
+      method: Anonymous
+      anonymousSettings: {{}}
 "#,
             broker.address()
         ),
@@ -206,7 +209,7 @@ async fn a_dataflow_that_fails_stops_the_set_and_is_named() {
         adx.endpoint_yaml("adx-a", None, 1, 100),
         adx.endpoint_yaml("adx-b", Some("adx-destination@9.9.9"), 1, 100),
         format!(
-            "apiVersion: connectivity.iotoperations.azure.com/v1\nkind: DataflowEndpoint\nmetadata:\n  name: plant-broker\nspec:\n  endpointType: Mqtt\n  mqttSettings:\n    host: {}\n    tls:\n      mode: Disabled\n",
+            "apiVersion: connectivity.iotoperations.azure.com/v1\nkind: DataflowEndpoint\nmetadata:\n  name: plant-broker\nspec:\n  endpointType: Mqtt\n  mqttSettings:\n    host: {}\n    tls:\n      mode: Disabled\n    authentication:\n      method: Anonymous\n",
             broker.address()
         ),
         dataflow("readings", "readings/#", "adx-a", "readings"),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::broker::Broker;
+use crate::broker_security::{endpoint_settings, SecureSetup, Security};
 use crate::host_process::HostProcess;
 use crate::{LocalAdx, DATABASE};
 use dataflow_testkit::publisher::Outgoing;
@@ -33,6 +34,8 @@ pub struct ScenarioOptions {
     /// The dataflow's profile: `None` for `default`, else a DataflowProfile with this
     /// instanceCount.
     pub instance_count: Option<u16>,
+    /// How the host reaches the broker (publishers always use its plain listener).
+    pub security: Security,
 }
 
 impl Default for ScenarioOptions {
@@ -47,6 +50,7 @@ impl Default for ScenarioOptions {
             create_table: CREATE_TABLE.into(),
             transformation: None,
             instance_count: None,
+            security: Security::Plain,
         }
     }
 }
@@ -55,16 +59,32 @@ pub struct Scenario {
     pub dir: PathBuf,
     pub broker: Broker,
     pub adx: LocalAdx,
+    /// The broker's TLS and token files and the host's mounts, unless `Security::Plain`.
+    pub secure: Option<SecureSetup>,
 }
+
+/// The first service account token of a scenario: projected and accepted from the start.
+pub const FIRST_TOKEN: &str = "token-1";
 
 impl Scenario {
     pub async fn start(name: &str, options: ScenarioOptions) -> Self {
         let dir = std::env::temp_dir().join(format!("delivery-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("config")).unwrap();
-        let broker = match options.broker_logs_packets {
-            true => Broker::start_logging_packets(&dir).unwrap(),
-            false => Broker::start(&dir).unwrap(),
+        let (secure, mut broker_options) = match options.security {
+            Security::Plain => (None, Default::default()),
+            security => {
+                let (setup, broker_options) = SecureSetup::write(&dir, security);
+                setup.project_token(FIRST_TOKEN);
+                setup.accept_tokens(&[FIRST_TOKEN]);
+                (Some(setup), broker_options)
+            }
+        };
+        broker_options.log_packets = options.broker_logs_packets;
+        let broker = Broker::start_with(&dir, broker_options).unwrap();
+        let host_broker = match broker.secure_port {
+            Some(port) => format!("localhost:{port}"),
+            None => broker.address(),
         };
         let adx = LocalAdx::start(&options.create_table, options.streaming).await;
         let endpoint =
@@ -81,9 +101,7 @@ spec:
     host: {broker}
     maxInflightMessages: {inflight}
     sessionExpirySeconds: 3600
-    tls:
-      mode: Disabled
----
+{security}---
 apiVersion: connectivity.iotoperations.azure.com/v1
 kind: Dataflow
 metadata:
@@ -118,13 +136,19 @@ spec:
                 let indented: Vec<String> = t.lines().map(|l| format!("        {l}")).collect();
                 format!("\n    - operationType: BuiltInTransformation\n      builtInTransformationSettings:\n{}", indented.join("\n"))
             }),
-            broker = broker.address(),
+            broker = host_broker,
+            security = endpoint_settings(options.security),
             inflight = options.max_inflight_messages,
             filter = options.filter,
             create_table = options.create_table,
         );
         std::fs::write(dir.join("config/dataflow.yaml"), config).unwrap();
-        Self { dir, broker, adx }
+        Self {
+            dir,
+            broker,
+            adx,
+            secure,
+        }
     }
 
     /// The MQTT client id of host instance `instance` (the default prefix, the dataflow).
@@ -147,6 +171,14 @@ spec:
             .map(|s| s.to_string())
             .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
+        if let Some(secure) = &self.secure {
+            // The mounts, but where `extra` names another.
+            for pair in secure.host_args().chunks(2) {
+                if !extra.contains(&pair[0].as_str()) {
+                    args.extend(pair.iter().cloned());
+                }
+            }
+        }
         args.extend([
             "--cache-dir".to_string(),
             shared_artifact_cache().display().to_string(),

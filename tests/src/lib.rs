@@ -2,6 +2,7 @@
 //! component opened against it, and messages to feed it.
 
 pub mod broker;
+pub mod broker_security;
 pub mod campaign;
 pub mod delivery;
 pub mod host_process;

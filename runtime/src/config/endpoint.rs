@@ -190,40 +190,8 @@ fn read_authentication(
     let path = join(path, "authentication");
     let method = r.string(auth, &path, "method", true)?;
     match method.as_str() {
-        "SystemAssignedManagedIdentity" => {
-            let settings = r.optional_mapping(
-                auth,
-                &path,
-                "systemAssignedManagedIdentitySettings",
-                &["audience"],
-            );
-            let audience = settings
-                .and_then(|s| {
-                    r.string(
-                        s,
-                        &join(&path, "systemAssignedManagedIdentitySettings"),
-                        "audience",
-                        false,
-                    )
-                })
-                .unwrap_or_else(|| DEFAULT_AUDIENCE.to_string());
-            Some(Authentication::SystemAssignedManagedIdentity { audience })
-        }
-        "UserAssignedManagedIdentity" => {
-            let key = "userAssignedManagedIdentitySettings";
-            let settings =
-                r.required_mapping(auth, &path, key, &["clientId", "tenantId", "scope"])?;
-            let settings_path = join(&path, key);
-            let client_id = r.string(settings, &settings_path, "clientId", true);
-            let tenant_id = r.string(settings, &settings_path, "tenantId", true);
-            let scope = r
-                .string(settings, &settings_path, "scope", false)
-                .unwrap_or_else(|| DEFAULT_SCOPE.to_string());
-            Some(Authentication::UserAssignedManagedIdentity {
-                client_id: client_id?,
-                tenant_id: tenant_id?,
-                scope,
-            })
+        "SystemAssignedManagedIdentity" | "UserAssignedManagedIdentity" => {
+            read_managed_identity(r, auth, &path, &method, DEFAULT_AUDIENCE, DEFAULT_SCOPE)
         }
         "DevelopmentToken" => {
             if host.is_some_and(|h| !is_loopback(h)) {
@@ -246,6 +214,39 @@ fn read_authentication(
             None
         }
     }
+}
+
+/// The settings of `SystemAssignedManagedIdentity` or `UserAssignedManagedIdentity` (`method`)
+/// under `auth`, with the audience and scope of the service they are for when none is given.
+pub(super) fn read_managed_identity(
+    r: &mut Reader,
+    auth: &Mapping,
+    path: &str,
+    method: &str,
+    default_audience: &str,
+    default_scope: &str,
+) -> Option<Authentication> {
+    if method == "SystemAssignedManagedIdentity" {
+        let key = "systemAssignedManagedIdentitySettings";
+        let settings = r.optional_mapping(auth, path, key, &["audience"]);
+        let audience = settings
+            .and_then(|s| r.string(s, &join(path, key), "audience", false))
+            .unwrap_or_else(|| default_audience.to_string());
+        return Some(Authentication::SystemAssignedManagedIdentity { audience });
+    }
+    let key = "userAssignedManagedIdentitySettings";
+    let settings = r.required_mapping(auth, path, key, &["clientId", "tenantId", "scope"])?;
+    let settings_path = join(path, key);
+    let client_id = r.string(settings, &settings_path, "clientId", true);
+    let tenant_id = r.string(settings, &settings_path, "tenantId", true);
+    let scope = r
+        .string(settings, &settings_path, "scope", false)
+        .unwrap_or_else(|| default_scope.to_string());
+    Some(Authentication::UserAssignedManagedIdentity {
+        client_id: client_id?,
+        tenant_id: tenant_id?,
+        scope,
+    })
 }
 
 /// `cluster.region.kusto.windows.net` with or without `https://`, or a loopback `http://` URL.

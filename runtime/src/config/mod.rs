@@ -24,7 +24,7 @@ pub use endpoint::{
     is_loopback, Authentication, DataExplorerEndpoint, Endpoint, EndpointKind, DEFAULT_AUDIENCE,
     DEFAULT_SCOPE, PLUGIN_ANNOTATION,
 };
-pub use mqtt::MqttEndpoint;
+pub use mqtt::{MqttAuthentication, MqttEndpoint, MqttTls, DEFAULT_SERVICE_ACCOUNT_AUDIENCE};
 use problem::Reader;
 pub use problem::{did_you_mean, Problem};
 pub use profile::{Profile, DEFAULT_PROFILE};

@@ -95,6 +95,7 @@ impl Reader<'_> {
         for key in mapping.keys() {
             if !allowed.contains(&key) {
                 let hint = match did_you_mean(key, allowed) {
+                    _ if allowed.is_empty() => " (this mapping takes no fields: `{}`)".to_string(),
                     Some(guess) => format!(" (did you mean `{guess}`?)"),
                     None => format!(" (known fields: {})", allowed.join(", ")),
                 };

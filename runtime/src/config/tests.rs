@@ -567,9 +567,133 @@ fn broker_settings_this_host_cannot_honour_are_each_reported() {
             "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.host: `127.0.0.1:port`: the port `port` is not a number 1..65535",
             "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.maxInflightMessages: 70000 is outside 1..65535",
             "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.qos: this host reads with QoS 1 only (at least once): QoS 0 can lose messages",
-            "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.tls.mode: `Enabled`: this host connects to brokers without TLS only (set `Disabled`, for a broker on this machine or a trusted network)",
-            "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.authentication.method: `X509Certificate` is not supported by this host for brokers (supported: Anonymous)",
+            "adx.yaml: DataflowEndpoint/plant-broker: spec.mqttSettings.authentication.x509CertificateSettings: required field is missing",
         ]
+    );
+}
+
+/// The default endpoint as howto-configure-mqtt-endpoint describes it ("Host:
+/// `aio-broker:18883` … TLS: Enabled … Trusted CA certificate: … azure-iot-operations-aio-ca-
+/// trust-bundle", service account token authentication with audience `aio-internal`).
+const DEFAULT_ENDPOINT: &str = r#"
+apiVersion: connectivity.iotoperations.azure.com/v1
+kind: DataflowEndpoint
+metadata:
+  name: default
+  namespace: azure-iot-operations
+spec:
+  endpointType: Mqtt
+  mqttSettings:
+    host: aio-broker:18883
+    authentication:
+      method: ServiceAccountToken
+      serviceAccountTokenSettings:
+        audience: aio-internal
+    tls:
+      mode: Enabled
+      trustedCaCertificateConfigMapRef: azure-iot-operations-aio-ca-trust-bundle
+"#;
+
+fn broker_of(endpoint: &str) -> Result<MqttEndpoint, Vec<String>> {
+    let deployment = load(&[endpoint])?;
+    match &deployment.endpoints[0].kind {
+        EndpointKind::Mqtt(mqtt) => Ok(mqtt.clone()),
+        other => panic!("not an MQTT endpoint: {other:?}"),
+    }
+}
+
+#[test]
+fn the_documented_default_endpoint_is_tls_with_the_trust_bundle_and_a_service_account_token() {
+    let broker = broker_of(DEFAULT_ENDPOINT).unwrap();
+    assert_eq!((broker.host.as_str(), broker.port), ("aio-broker", 18883));
+    assert_eq!(
+        broker.tls,
+        Some(MqttTls {
+            trusted_ca_config_map: Some("azure-iot-operations-aio-ca-trust-bundle".into())
+        })
+    );
+    assert_eq!(
+        broker.authentication,
+        MqttAuthentication::ServiceAccountToken {
+            audience: "aio-internal".into()
+        }
+    );
+    // Left out, `tls` is Enabled (the API's default mode) and `authentication` is a service
+    // account token for aio-internal (the API reference: "DEFAULT:
+    // kubernetes.audience=aio-internal").
+    let bare = DEFAULT_ENDPOINT
+        .split("    authentication:")
+        .next()
+        .unwrap();
+    let broker = broker_of(bare).unwrap();
+    assert_eq!(
+        broker.tls,
+        Some(MqttTls {
+            trusted_ca_config_map: None
+        })
+    );
+    assert_eq!(
+        broker.authentication,
+        MqttAuthentication::ServiceAccountToken {
+            audience: "aio-internal".into()
+        }
+    );
+}
+
+#[test]
+fn every_documented_broker_authentication_is_read_with_its_settings() {
+    let with = |auth: &str| {
+        let endpoint = DEFAULT_ENDPOINT.replace(
+            "    authentication:\n      method: ServiceAccountToken\n      serviceAccountTokenSettings:\n        audience: aio-internal\n",
+            auth,
+        );
+        broker_of(&endpoint).map(|b| b.authentication)
+    };
+    let cases: Vec<(&str, Result<MqttAuthentication, Vec<String>>)> = vec![
+        ("    authentication:\n      method: Anonymous\n      anonymousSettings:\n        {}\n",
+         Ok(MqttAuthentication::Anonymous)),
+        ("    authentication:\n      method: ServiceAccountToken\n      serviceAccountTokenSettings: {}\n",
+         Ok(MqttAuthentication::ServiceAccountToken { audience: "aio-internal".into() })),
+        ("    authentication:\n      method: X509Certificate\n      x509CertificateSettings:\n        secretRef: my-x509\n",
+         Ok(MqttAuthentication::X509Certificate { secret: "my-x509".into() })),
+        // Event Grid's audience and scope when none is given (howto-configure-mqtt-endpoint).
+        ("    authentication:\n      method: SystemAssignedManagedIdentity\n      systemAssignedManagedIdentitySettings:\n        {}\n",
+         Ok(MqttAuthentication::ManagedIdentity(Authentication::SystemAssignedManagedIdentity {
+             audience: "https://eventgrid.azure.net".into() }))),
+        ("    authentication:\n      method: UserAssignedManagedIdentity\n      userAssignedManagedIdentitySettings:\n        clientId: c\n        tenantId: t\n",
+         Ok(MqttAuthentication::ManagedIdentity(Authentication::UserAssignedManagedIdentity {
+             client_id: "c".into(), tenant_id: "t".into(), scope: "https://eventgrid.azure.net/.default".into() }))),
+        ("    authentication:\n      method: Anonymous\n      anonymousSettings:\n        user: me\n",
+         Err(vec!["adx.yaml: DataflowEndpoint/default: spec.mqttSettings.authentication.anonymousSettings.user: unknown field (this mapping takes no fields: `{}`)".into()])),
+        ("    authentication:\n      method: Anonymous\n      serviceAccountTokenSettings:\n        audience: aio-internal\n",
+         Err(vec!["adx.yaml: DataflowEndpoint/default: spec.mqttSettings.authentication.serviceAccountTokenSettings: settings of ServiceAccountToken, and the method is Anonymous".into()])),
+        ("    authentication:\n      method: Kerberos\n",
+         Err(vec!["adx.yaml: DataflowEndpoint/default: spec.mqttSettings.authentication.method: `Kerberos` is not an authentication method for an MQTT broker (allowed: Anonymous, ServiceAccountToken, X509Certificate, SystemAssignedManagedIdentity, UserAssignedManagedIdentity)".into()])),
+    ];
+    for (auth, expected) in cases {
+        assert_eq!(with(auth), expected, "{auth}");
+    }
+}
+
+#[test]
+fn tls_settings_that_cannot_both_hold_are_refused() {
+    let plain = DEFAULT_ENDPOINT.replace("mode: Enabled", "mode: Disabled");
+    assert_eq!(
+        broker_of(&plain).unwrap_err(),
+        vec!["adx.yaml: DataflowEndpoint/default: spec.mqttSettings.tls.trustedCaCertificateConfigMapRef: a trusted CA is for TLS, and `mode` is `Disabled`: enable TLS or remove the reference"]
+    );
+    let x509_without_tls = DEFAULT_ENDPOINT
+        .replace("      trustedCaCertificateConfigMapRef: azure-iot-operations-aio-ca-trust-bundle\n", "")
+        .replace("mode: Enabled", "mode: Disabled")
+        .replace("method: ServiceAccountToken\n      serviceAccountTokenSettings:\n        audience: aio-internal", "method: X509Certificate\n      x509CertificateSettings:\n        secretRef: s");
+    assert_eq!(
+        broker_of(&x509_without_tls).unwrap_err(),
+        vec!["adx.yaml: DataflowEndpoint/default: spec.mqttSettings.authentication.method: X509Certificate authenticates in the TLS handshake: it needs `tls.mode: Enabled`"]
+    );
+    let bogus = DEFAULT_ENDPOINT.replace("mode: Enabled", "mode: Strict");
+    assert_eq!(
+        broker_of(&bogus).unwrap_err(),
+        vec!["adx.yaml: DataflowEndpoint/default: spec.mqttSettings.tls.mode: `Strict` is not a TLS mode (Enabled or Disabled)"]
     );
 }
 

@@ -4,15 +4,21 @@
 //! keeps, and after a reconnect or a restart delivers again, everything not yet settled.
 //! MQTT 5 by default (`v5.rs`); MQTT 3.1.1 for brokers that lack it (`v311.rs`).
 
+mod credential;
+mod frames;
+mod link;
 mod v311;
 mod v5;
 
+pub use credential::Credential;
+
 use std::future::Future;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -54,6 +60,11 @@ pub struct MqttSourceOptions {
     /// Topic filters as a Dataflow gives them (`$shared/<group>/<filter>` included).
     pub filters: Vec<String>,
     pub version: ProtocolVersion,
+    /// TLS to the broker with this configuration (its CAs, and a client certificate for
+    /// `X509Certificate`); the server's name is checked against the endpoint's host.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A token presented by MQTT 5 enhanced authentication, renewed by re-authentication.
+    pub credential: Option<Arc<Credential>>,
 }
 
 impl MqttSourceOptions {
@@ -75,6 +86,14 @@ impl MqttSourceOptions {
     }
 }
 
+/// Where rumqttc connects: the link's socket, or the broker itself.
+fn broker_address(options: &MqttSourceOptions, link: Option<&Path>) -> (String, u16) {
+    match link {
+        Some(socket) => (socket.to_string_lossy().into_owned(), 0),
+        None => (options.endpoint.host.clone(), options.endpoint.port),
+    }
+}
+
 /// What the source did, counted as it goes: for the run's summary, the metrics, and a
 /// comparison with the broker's own log.
 #[derive(Debug, Default)]
@@ -90,6 +109,8 @@ pub struct MqttCounters {
     pub beyond_receive_maximum: AtomicU64,
     /// Connections lost (or refused) after the first one.
     pub reconnects: AtomicU64,
+    /// Renewed tokens the broker accepted by re-authentication, on the same connection.
+    pub reauthentications: AtomicU64,
 }
 
 /// The counters' values at one moment.
@@ -100,6 +121,7 @@ pub struct MqttTotals {
     pub acknowledgements_lost: u64,
     pub beyond_receive_maximum: u64,
     pub reconnects: u64,
+    pub reauthentications: u64,
 }
 
 impl MqttCounters {
@@ -111,6 +133,7 @@ impl MqttCounters {
             acknowledgements_lost: get(&self.acknowledgements_lost),
             beyond_receive_maximum: get(&self.beyond_receive_maximum),
             reconnects: get(&self.reconnects),
+            reauthentications: get(&self.reauthentications),
         }
     }
 
@@ -145,13 +168,16 @@ trait Protocol: Send + 'static {
     type Client: Clone + Send + Sync + 'static;
     type Events: Send + 'static;
 
-    fn connect(options: &MqttSourceOptions) -> (Self::Client, Self::Events);
+    /// A client of the broker, or of the link's socket when there is a link.
+    fn connect(options: &MqttSourceOptions, link: Option<&Path>) -> (Self::Client, Self::Events);
     fn poll(events: &mut Self::Events) -> impl Future<Output = Result<Incoming, String>> + Send;
     fn subscribe(client: &Self::Client, filters: &[String]) -> Result<()>;
     /// Queues a QoS 1 PUBACK; false if the client's request queue has no room now.
     fn acknowledge(client: &Self::Client, pkid: u16) -> bool;
     /// After a lost connection: drops the PUBACKs still queued for it.
     fn forget_acknowledgements(events: &mut Self::Events);
+    /// Sets the enhanced authentication of the next CONNECT; false where the version has none.
+    fn authenticate_with(events: &mut Self::Events, method: &str, data: Vec<u8>) -> bool;
     fn disconnect(client: &Self::Client);
 }
 
@@ -161,6 +187,8 @@ pub struct MqttSource {
     reader: JoinHandle<Result<()>>,
     writer: JoinHandle<()>,
     pub counters: Arc<MqttCounters>,
+    /// Kept for as long as the source runs: rumqttc's way to the broker.
+    _link: Option<link::Link>,
 }
 
 impl MqttSource {
@@ -191,7 +219,7 @@ impl MqttSource {
 pub fn start(
     options: &MqttSourceOptions,
     sender: mpsc::UnboundedSender<SourceMessage>,
-) -> (MqttSource, Box<dyn Acknowledger>) {
+) -> Result<(MqttSource, Box<dyn Acknowledger>)> {
     match options.version {
         ProtocolVersion::V5 => start_with::<v5::V5>(options, sender),
         ProtocolVersion::V311 => start_with::<v311::V311>(options, sender),
@@ -201,10 +229,23 @@ pub fn start(
 fn start_with<P: Protocol>(
     options: &MqttSourceOptions,
     sender: mpsc::UnboundedSender<SourceMessage>,
-) -> (MqttSource, Box<dyn Acknowledger>) {
-    let (client, events) = P::connect(options);
-    let connection = Arc::new(Mutex::new(Connection::default()));
+) -> Result<(MqttSource, Box<dyn Acknowledger>)> {
     let counters = Arc::new(MqttCounters::default());
+    let link = match (&options.tls, &options.credential) {
+        (None, None) => None,
+        _ => Some(
+            link::Link::start(link::LinkOptions {
+                host: options.endpoint.host.clone(),
+                port: options.endpoint.port,
+                tls: options.tls.clone(),
+                credential: options.credential.clone(),
+                counters: counters.clone(),
+            })
+            .context("starting the link to the broker")?,
+        ),
+    };
+    let (client, events) = P::connect(options, link.as_ref().map(|l| l.socket()));
+    let connection = Arc::new(Mutex::new(Connection::default()));
     let reader_done = Arc::new(AtomicBool::new(false));
     let reader = Reader::<P> {
         client: client.clone(),
@@ -218,6 +259,8 @@ fn start_with<P: Protocol>(
         },
         sender,
         done: reader_done.clone(),
+        credential: options.credential.clone(),
+        link: link.as_ref().map(|l| l.status.clone()),
     };
     let reader = tokio::spawn(reader.run(events));
     let (receipts, queued) = mpsc::unbounded_channel();
@@ -233,12 +276,13 @@ fn start_with<P: Protocol>(
         reader,
         writer,
         counters,
+        _link: link,
     };
     let acknowledger = MqttAcknowledger {
         receipts,
         counters: source.counters.clone(),
     };
-    (source, Box::new(acknowledger))
+    Ok((source, Box::new(acknowledger)))
 }
 
 /// Which connection a receipt belongs to: acknowledgements of an earlier connection are
@@ -341,6 +385,12 @@ struct Reader<P: Protocol> {
     receive_maximum: Option<u64>,
     sender: mpsc::UnboundedSender<SourceMessage>,
     done: Arc<AtomicBool>,
+    /// Read again before every connection: a restarted connection presents the token then
+    /// current.
+    credential: Option<Arc<Credential>>,
+    /// Why the link's last connection failed (TLS, a refused TCP connection), which rumqttc
+    /// sees only as a closed socket.
+    link: Option<Arc<link::LinkStatus>>,
 }
 
 /// What the reader counts on the current connection.
@@ -365,6 +415,7 @@ impl<P: Protocol> Reader<P> {
     async fn read(&self, mut events: P::Events) -> Result<()> {
         let mut connected_once = false;
         let mut counts = ConnectionCounts::default();
+        self.present_credential(&mut events).await?;
         loop {
             match P::poll(&mut events).await {
                 Ok(Incoming::Connected { session_present }) => {
@@ -417,6 +468,10 @@ impl<P: Protocol> Reader<P> {
                     if self.sender.is_closed() {
                         return Ok(());
                     }
+                    let e = match self.link.as_ref().and_then(|l| l.take_error()) {
+                        Some(cause) => cause,
+                        None => e,
+                    };
                     let unwritten = {
                         let mut connection = self.connection.lock().expect("connection lock");
                         connection.generation += 1;
@@ -436,6 +491,49 @@ impl<P: Protocol> Reader<P> {
                             n => format!("; {n} settled message(s) were not acknowledged in time, the broker delivers them again"),
                         }
                     );
+                    tokio::time::sleep(RECONNECT_DELAY).await;
+                    self.present_credential(&mut events).await?;
+                }
+            }
+        }
+    }
+
+    /// Puts the current token into the next CONNECT. A token that cannot be read now is
+    /// reported, and the last one read is tried again (the broker says whether it still
+    /// holds); before any was read, the reader waits for one rather than connect without.
+    async fn present_credential(&self, events: &mut P::Events) -> Result<()> {
+        let Some(credential) = &self.credential else {
+            return Ok(());
+        };
+        let mut attempts = 0u64;
+        loop {
+            match credential.current().await {
+                Ok(token) => {
+                    if !P::authenticate_with(events, credential.method(), token.clone()) {
+                        bail!(
+                            "{} authentication needs MQTT 5 (enhanced authentication); this source speaks 3.1.1",
+                            credential.method()
+                        );
+                    }
+                    credential.presented(token);
+                    return Ok(());
+                }
+                Err(e) if credential.was_presented() => {
+                    tracing::warn!("{e}; connecting with the token read before");
+                    return Ok(());
+                }
+                Err(e) => {
+                    if attempts.is_multiple_of(30) {
+                        tracing::warn!(
+                            "{e}; not connecting to {} without it, trying again every {} s",
+                            self.address,
+                            RECONNECT_DELAY.as_secs()
+                        );
+                    }
+                    attempts += 1;
+                    if self.sender.is_closed() {
+                        return Ok(());
+                    }
                     tokio::time::sleep(RECONNECT_DELAY).await;
                 }
             }
@@ -517,7 +615,7 @@ mod tests {
         type Client = Queue;
         type Events = ();
 
-        fn connect(_: &MqttSourceOptions) -> (Queue, ()) {
+        fn connect(_: &MqttSourceOptions, _: Option<&Path>) -> (Queue, ()) {
             unreachable!("the writer never connects")
         }
         async fn poll(_: &mut ()) -> Result<Incoming, String> {
@@ -536,6 +634,9 @@ mod tests {
             true
         }
         fn forget_acknowledgements(_: &mut ()) {}
+        fn authenticate_with(_: &mut (), _: &str, _: Vec<u8>) -> bool {
+            true
+        }
         fn disconnect(_: &Queue) {}
     }
 

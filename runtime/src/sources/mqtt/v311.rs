@@ -1,15 +1,18 @@
 //! MQTT 3.1.1 through rumqttc: a persistent session (clean session off); no properties, and
 //! no receive maximum (the broker's own in-flight limit applies).
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, Request,
-    SubscribeFilter, SubscribeReasonCode,
+    SubscribeFilter, SubscribeReasonCode, Transport,
 };
 
-use super::{source_message, Incoming, MqttSourceOptions, Protocol, MAX_PACKET_BYTES};
+use super::{
+    broker_address, source_message, Incoming, MqttSourceOptions, Protocol, MAX_PACKET_BYTES,
+};
 
 pub struct V311;
 
@@ -17,9 +20,13 @@ impl Protocol for V311 {
     type Client = AsyncClient;
     type Events = EventLoop;
 
-    fn connect(options: &MqttSourceOptions) -> (AsyncClient, EventLoop) {
+    fn connect(options: &MqttSourceOptions, link: Option<&Path>) -> (AsyncClient, EventLoop) {
         let endpoint = &options.endpoint;
-        let mut mqtt = MqttOptions::new(&options.client_id, &endpoint.host, endpoint.port);
+        let (host, port) = broker_address(options, link);
+        let mut mqtt = MqttOptions::new(&options.client_id, host, port);
+        if link.is_some() {
+            mqtt.set_transport(Transport::Unix);
+        }
         mqtt.set_clean_session(false)
             .set_keep_alive(Duration::from_secs(u64::from(
                 endpoint.keep_alive_seconds.max(5),
@@ -76,6 +83,12 @@ impl Protocol for V311 {
         events
             .pending
             .retain(|request| !matches!(request, Request::PubAck(_)));
+    }
+
+    /// MQTT 3.1.1 has no enhanced authentication; token methods are refused before a
+    /// source starts with this version.
+    fn authenticate_with(_: &mut EventLoop, _: &str, _: Vec<u8>) -> bool {
+        false
     }
 
     fn disconnect(client: &AsyncClient) {

@@ -1,15 +1,18 @@
 //! MQTT 5 through rumqttc: a persistent session with an expiry, the receive maximum as the
 //! in-flight window, user properties and content type carried to the plugin.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions, Request};
-use rumqttc::Outgoing;
+use rumqttc::{Outgoing, Transport};
 
-use super::{source_message, Incoming, MqttSourceOptions, Protocol, MAX_PACKET_BYTES};
+use super::{
+    broker_address, source_message, Incoming, MqttSourceOptions, Protocol, MAX_PACKET_BYTES,
+};
 
 pub struct V5;
 
@@ -17,9 +20,13 @@ impl Protocol for V5 {
     type Client = AsyncClient;
     type Events = EventLoop;
 
-    fn connect(options: &MqttSourceOptions) -> (AsyncClient, EventLoop) {
+    fn connect(options: &MqttSourceOptions, link: Option<&Path>) -> (AsyncClient, EventLoop) {
         let endpoint = &options.endpoint;
-        let mut mqtt = MqttOptions::new(&options.client_id, &endpoint.host, endpoint.port);
+        let (host, port) = broker_address(options, link);
+        let mut mqtt = MqttOptions::new(&options.client_id, host, port);
+        if link.is_some() {
+            mqtt.set_transport(Transport::Unix);
+        }
         mqtt.set_clean_start(false)
             .set_session_expiry_interval(Some(endpoint.session_expiry_seconds))
             .set_receive_maximum(Some(endpoint.max_inflight_messages))
@@ -86,6 +93,14 @@ impl Protocol for V5 {
         events
             .pending
             .retain(|request| !matches!(request, Request::PubAck(_)));
+    }
+
+    fn authenticate_with(events: &mut EventLoop, method: &str, data: Vec<u8>) -> bool {
+        events
+            .options
+            .set_authentication_method(Some(method.to_string()))
+            .set_authentication_data(Some(data.into()));
+        true
     }
 
     fn disconnect(client: &AsyncClient) {
