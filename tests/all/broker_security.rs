@@ -10,6 +10,7 @@ use std::time::Duration;
 use dataflow_testkit::publisher::publish_all;
 use end_to_end_tests::broker_security::{Pki, Security, TRUST_BUNDLE};
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions, FIRST_TOKEN};
+use end_to_end_tests::{http_get, scrape_metrics};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -110,7 +111,16 @@ async fn a_wrong_ca_or_server_name_is_refused_with_the_reason_and_nothing_is_tak
 async fn service_account_tokens_are_renewed_on_the_same_connection_and_a_refused_one_is_said() {
     let scenario = Scenario::start("sat", options(Security::ServiceAccountToken)).await;
     let secure = scenario.secure.as_ref().unwrap();
-    let mut host = scenario.start_host_ready("a", 1).await;
+    let metrics = format!("127.0.0.1:{}", end_to_end_tests::broker::free_port());
+    let dead_letters = scenario.dir.join("dead-letter-a.jsonl");
+    let extra = [
+        "--dead-letter",
+        &dead_letters.display().to_string(),
+        "--metrics-addr",
+        &metrics,
+    ];
+    let mut host = scenario.start_host_ready_with("a", 1, &extra).await;
+    assert_eq!(http_get(&metrics, "/readyz").0, 200);
     let client = Scenario::host_client_id("a");
     let port = scenario.broker.port;
     let publisher = tokio::spawn(publish_all(port, numbered(0..3000, None), Some(1000)));
@@ -149,7 +159,13 @@ async fn service_account_tokens_are_renewed_on_the_same_connection_and_a_refused
             (true, "token-2".to_string())
         ]
     );
-    let counts = scenario.broker.packet_counts(&client);
+    // The last PUBACKs follow the last rows; the broker's log says when they arrived.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut counts = scenario.broker.packet_counts(&client);
+    while counts.puback_received < 3000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        counts = scenario.broker.packet_counts(&client);
+    }
     assert_eq!((counts.publish_sent, counts.puback_received), (3000, 3000));
 
     // A token the broker does not accept: refused at re-authentication, then at CONNECT, and
@@ -159,6 +175,15 @@ async fn service_account_tokens_are_renewed_on_the_same_connection_and_a_refused
         .await;
     host.wait_for_log("return code: `NotAuthorized`", 2, SETTLE)
         .await;
+    let (status, body) = http_get(&metrics, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not connected to its MQTT broker"), "{body}");
+    assert_eq!(http_get(&metrics, "/healthz").0, 200);
+    let reauthentications = scrape_metrics(&metrics)
+        .lines()
+        .find(|l| l.starts_with("dataflow_mqtt_reauthentications_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().to_string());
+    assert_eq!(reauthentications.as_deref(), Some("1"));
     secure.accept_tokens(&["token-3"]);
     host.wait_for_log("connected to the MQTT broker", 2, SETTLE)
         .await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use dataflow_testkit::publisher::{publish_all, Collector};
 use end_to_end_tests::broker_security::Security;
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions};
-use end_to_end_tests::scrape_metrics;
+use end_to_end_tests::{http_get, scrape_metrics};
 
 const SETTLE: Duration = Duration::from_secs(90);
 
@@ -243,7 +243,16 @@ async fn streaming_policy_off_pauses_without_acknowledging_until_it_is_enabled()
         ..ScenarioOptions::default()
     };
     let scenario = Scenario::start("policy-off", options).await;
-    let mut host = scenario.start_host_ready("a", 1).await;
+    let metrics = format!("127.0.0.1:{}", end_to_end_tests::broker::free_port());
+    let dead_letters = scenario.dir.join("dead-letter-a.jsonl");
+    let extra = [
+        "--dead-letter",
+        &dead_letters.display().to_string(),
+        "--metrics-addr",
+        &metrics,
+    ];
+    let mut host = scenario.start_host_ready_with("a", 1, &extra).await;
+    assert_eq!(http_get(&metrics, "/readyz").0, 200);
     let published = 2000;
     publish_all(scenario.broker.port, numbered(0..published, None), None).await;
     host.wait_for_log(
@@ -256,6 +265,14 @@ async fn streaming_policy_off_pauses_without_acknowledging_until_it_is_enabled()
         .await;
     let paused = scenario.tally(published);
     assert_eq!((paused.ingested, paused.dead_lettered), (0, 0));
+    // Paused, the host is alive but not ready: Kubernetes sends it no traffic to take.
+    let (status, body) = http_get(&metrics, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("the destination is paused by a permanent error"),
+        "{body}"
+    );
+    assert_eq!(http_get(&metrics, "/healthz").0, 200);
 
     // Killed while paused: had anything been acknowledged, the broker would not deliver it
     // to the next instance.

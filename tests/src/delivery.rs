@@ -189,7 +189,20 @@ spec:
     /// Starts a host instance and waits until its subscription is in place (a first start)
     /// or its session resumed (a restart: `connections` is how many it has made in all).
     pub async fn start_host_ready(&self, instance: &str, connections: usize) -> HostProcess {
-        let mut host = self.start_host(instance);
+        let file = self.dir.join(format!("dead-letter-{instance}.jsonl"));
+        let file = file.display().to_string();
+        self.start_host_ready_with(instance, connections, &["--dead-letter", &file])
+            .await
+    }
+
+    /// `start_host_ready` with these further arguments (at least a dead-letter option).
+    pub async fn start_host_ready_with(
+        &self,
+        instance: &str,
+        connections: usize,
+        extra: &[&str],
+    ) -> HostProcess {
+        let mut host = self.start_host_with(instance, extra);
         let text = if connections == 1 {
             "subscribed to"
         } else {

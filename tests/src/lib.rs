@@ -34,17 +34,28 @@ pub fn adx_destination_1_1_wasm() -> Vec<u8> {
 
 /// `GET /metrics` from a host's `--metrics-addr`: the whole response, headers included.
 pub fn scrape_metrics(addr: &str) -> String {
+    let (status, response) = http_get(addr, "/metrics");
+    assert_eq!(status, 200, "{response}");
+    response
+}
+
+/// `GET path` on a plain HTTP/1.1 server: the status code and the whole response.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    (status, response)
 }
 
 pub const DATABASE: &str = "telemetry";

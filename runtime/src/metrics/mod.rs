@@ -100,6 +100,8 @@ pub struct Metrics {
     /// Plugin failures by `failure_cause`.
     pub plugin_failures: LabelledCounter,
     pub in_flight: Counter,
+    /// Whether a permanent error about the destination holds the dataflow now.
+    pub paused_now: std::sync::atomic::AtomicBool,
     /// Plugin statistics of instances that were replaced, plus the current one's.
     plugin_totals: Mutex<PluginTotals>,
     requests: Mutex<BTreeMap<u16, Histogram>>,
@@ -155,6 +157,7 @@ impl Metrics {
             rejected_by_reason: LabelledCounter::default(),
             plugin_failures: LabelledCounter::default(),
             in_flight: Counter::default(),
+            paused_now: Default::default(),
             plugin_totals: Mutex::new(PluginTotals::default()),
             requests: Mutex::new(BTreeMap::new()),
             request_bytes: Counter::default(),
@@ -171,6 +174,26 @@ impl Metrics {
     /// The MQTT source's own counts (acknowledgements, reconnects) are read from it.
     pub fn watch_mqtt(&self, counters: Arc<MqttCounters>) {
         *self.mqtt.lock().unwrap() = Some(counters);
+    }
+
+    /// Why this dataflow is not ready to take messages now, if it is not: its broker is not
+    /// connected, or its destination is paused by a permanent error.
+    pub fn unready(&self) -> Option<String> {
+        use std::sync::atomic::Ordering;
+        let connected = self
+            .mqtt
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_none_or(|c| c.connected.load(Ordering::Relaxed));
+        let table = self.labels.as_str();
+        match (connected, self.paused_now.load(Ordering::Relaxed)) {
+            (true, false) => None,
+            (false, _) => Some(format!("{table}: not connected to its MQTT broker")),
+            (true, true) => Some(format!(
+                "{table}: the destination is paused by a permanent error"
+            )),
+        }
     }
 
     /// The plugin's own statistics; `instance` counts restarts, whose statistics start over.
@@ -291,6 +314,16 @@ impl Metrics {
             "dataflow_mqtt_reconnects_total",
             "MQTT connections lost or refused and tried again.",
             mqtt.reconnects,
+        );
+        counter(
+            "dataflow_mqtt_reauthentications_total",
+            "Renewed tokens the broker accepted by re-authentication, on the same connection.",
+            mqtt.reauthentications,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dataflow_ready Whether the dataflow takes messages now (its broker connected, its destination not paused).\n# TYPE dataflow_ready gauge\ndataflow_ready{{{l}}} {}",
+            u8::from(self.unready().is_none())
         );
         let _ = writeln!(
             out,

@@ -20,6 +20,20 @@ impl Registry {
         self.0.lock().unwrap().push(metrics);
     }
 
+    /// `Ok` when every dataflow is ready; else why not, one line per dataflow that is not
+    /// (and before the first dataflow started, that it is starting).
+    pub fn readiness(&self) -> Result<(), Vec<String>> {
+        let dataflows = self.0.lock().unwrap();
+        if dataflows.is_empty() {
+            return Err(vec!["starting: no dataflow runs yet".into()]);
+        }
+        let reasons: Vec<String> = dataflows.iter().filter_map(|m| m.unready()).collect();
+        match reasons.is_empty() {
+            true => Ok(()),
+            false => Err(reasons),
+        }
+    }
+
     pub fn render(&self) -> String {
         let texts: Vec<String> = self.0.lock().unwrap().iter().map(|m| m.render()).collect();
         merge(&texts)

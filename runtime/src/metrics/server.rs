@@ -1,4 +1,6 @@
-//! `GET /metrics` on the address `--metrics-addr` gives.
+//! On the address `--metrics-addr` gives: `GET /metrics` (Prometheus), `/healthz` (the process
+//! answers: Kubernetes' liveness probe) and `/readyz` (every dataflow connected to its broker
+//! with its destination not paused: the readiness probe; 503 with the reasons otherwise).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,14 +29,28 @@ pub async fn serve(
                 let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
                     let metrics = metrics.clone();
                     async move {
-                        let response = if request.uri().path() == "/metrics" {
+                        let text = |status: StatusCode, body: String| {
                             Response::builder()
+                                .status(status)
+                                .header("content-type", "text/plain; charset=utf-8")
+                                .body(Full::new(Bytes::from(body)))
+                        };
+                        let response = match request.uri().path() {
+                            "/metrics" => Response::builder()
                                 .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                                .body(Full::new(Bytes::from(metrics.render())))
-                        } else {
-                            Response::builder()
-                                .status(StatusCode::NOT_FOUND)
-                                .body(Full::new(Bytes::from("metrics are at /metrics\n")))
+                                .body(Full::new(Bytes::from(metrics.render()))),
+                            "/healthz" => text(StatusCode::OK, "ok\n".into()),
+                            "/readyz" => match metrics.readiness() {
+                                Ok(()) => text(StatusCode::OK, "ready\n".into()),
+                                Err(reasons) => text(
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    format!("not ready:\n{}\n", reasons.join("\n")),
+                                ),
+                            },
+                            _ => text(
+                                StatusCode::NOT_FOUND,
+                                "here are /metrics, /healthz and /readyz\n".into(),
+                            ),
                         };
                         Ok::<_, Infallible>(response.expect("a valid response"))
                     }

@@ -473,10 +473,19 @@ impl Run<'_> {
         let mut attempt = 0;
         loop {
             self.record(&outcome).await?;
+            let paused_now = |metrics: &Option<Arc<Metrics>>, paused: bool| {
+                if let Some(metrics) = metrics {
+                    metrics
+                        .paused_now
+                        .store(paused, std::sync::atomic::Ordering::Relaxed);
+                }
+            };
             let Some(failure) = outcome.failure.take() else {
+                paused_now(&self.metrics, false);
                 observe_plugin(self.metrics.clone(), sink).await;
                 return Ok(Settled::Clear);
             };
+            paused_now(&self.metrics, failure.class == ErrorClass::Permanent);
             if let Some(metrics) = &self.metrics {
                 match failure.class {
                     ErrorClass::Transient => metrics.retries.add(1),

@@ -111,6 +111,8 @@ pub struct MqttCounters {
     pub reconnects: AtomicU64,
     /// Renewed tokens the broker accepted by re-authentication, on the same connection.
     pub reauthentications: AtomicU64,
+    /// Whether the source holds a connection to the broker now (for readiness).
+    pub connected: AtomicBool,
 }
 
 /// The counters' values at one moment.
@@ -122,6 +124,7 @@ pub struct MqttTotals {
     pub beyond_receive_maximum: u64,
     pub reconnects: u64,
     pub reauthentications: u64,
+    pub connected: bool,
 }
 
 impl MqttCounters {
@@ -134,6 +137,7 @@ impl MqttCounters {
             beyond_receive_maximum: get(&self.beyond_receive_maximum),
             reconnects: get(&self.reconnects),
             reauthentications: get(&self.reauthentications),
+            connected: self.connected.load(Ordering::Relaxed),
         }
     }
 
@@ -407,6 +411,7 @@ struct ConnectionCounts {
 impl<P: Protocol> Reader<P> {
     async fn run(self, events: P::Events) -> Result<()> {
         let result = self.read(events).await;
+        self.counters.connected.store(false, Ordering::Relaxed);
         self.done.store(true, Ordering::Relaxed);
         result
     }
@@ -425,6 +430,7 @@ impl<P: Protocol> Reader<P> {
                         self.address,
                         if session_present { "resumed" } else { "new" }
                     );
+                    self.counters.connected.store(true, Ordering::Relaxed);
                     // Subscribed again even on a resumed session: the same subscription
                     // replaces itself, and some brokers do not restore shared subscriptions
                     // from their persistence after a restart (mosquitto 2.0 does not).
@@ -472,6 +478,7 @@ impl<P: Protocol> Reader<P> {
                         Some(cause) => cause,
                         None => e,
                     };
+                    self.counters.connected.store(false, Ordering::Relaxed);
                     let unwritten = {
                         let mut connection = self.connection.lock().expect("connection lock");
                         connection.generation += 1;
