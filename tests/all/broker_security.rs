@@ -10,6 +10,7 @@ use std::time::Duration;
 use dataflow_testkit::publisher::publish_all;
 use end_to_end_tests::broker_security::{Pki, Security, TRUST_BUNDLE};
 use end_to_end_tests::delivery::{numbered, Scenario, ScenarioOptions, FIRST_TOKEN};
+use end_to_end_tests::identity_services::IdentityService;
 use end_to_end_tests::{http_get, scrape_metrics};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -195,4 +196,58 @@ async fn service_account_tokens_are_renewed_on_the_same_connection_and_a_refused
         .auth_decisions()
         .iter()
         .any(|(accepted, id, token)| !accepted && *id == client && token == "token-3"));
+}
+
+/// Event Grid's MQTT broker (mqtt-client-microsoft-entra-token-and-rbac): "Authentication
+/// Method | OAUTH2-JWT", the Entra ID token as the data, and "the MQTT v5 AUTH packet to
+/// refresh the token". The managed identity's tokens come from the IMDS double, for Event
+/// Grid's audience; a refreshed one is presented on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_identity_token_for_event_grid_is_presented_and_renewed_on_the_connection() {
+    // Short-lived tokens are refreshed at half their lifetime: here every 10 s.
+    let identity = IdentityService::start(Duration::from_secs(20)).await;
+    let options = ScenarioOptions {
+        host_env: vec![("AZURE_POD_IDENTITY_AUTHORITY_HOST", identity.url.clone())],
+        ..options(Security::EntraToken)
+    };
+    let scenario = Scenario::start("entra", options).await;
+    let secure = scenario.secure.as_ref().unwrap();
+    // What the double will issue, in order (`issued-<n>-<pid>`).
+    let issued: Vec<String> = (1..=6)
+        .map(|n| format!("issued-{n}-{}", std::process::id()))
+        .collect();
+    secure.accept_tokens(&issued.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut host = scenario.start_host_ready("a", 1).await;
+    publish_all(scenario.broker.port, numbered(0..1000, None), None).await;
+    host.wait_for_log(
+        "re-authenticated to the broker with a renewed token (OAUTH2-JWT)",
+        1,
+        SETTLE,
+    )
+    .await;
+    publish_all(scenario.broker.port, numbered(1000..2000, None), None).await;
+    let tally = scenario.wait_for_all(2000, SETTLE).await;
+    host.terminate(Duration::from_secs(30)).await;
+    scenario.assert_nothing_lost(&tally);
+    assert_eq!(tally.duplicates, 0);
+    let client = Scenario::host_client_id("a");
+    let accepted: Vec<String> = secure
+        .auth_decisions()
+        .into_iter()
+        .filter(|(accepted, id, _)| *accepted && *id == client)
+        .map(|(_, _, token)| token)
+        .collect();
+    assert!(accepted.len() >= 2, "{accepted:?}");
+    assert_eq!(accepted[0], issued[0]);
+    // The ADX endpoint's token is a development token: every IMDS request was for Event Grid.
+    let requests = identity.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|r| r
+            .path_and_query
+            .contains("resource=https%3A%2F%2Feventgrid.azure.net")
+            || r.path_and_query
+                .contains("resource=https://eventgrid.azure.net")),
+        "{requests:?}"
+    );
 }

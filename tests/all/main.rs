@@ -5,6 +5,7 @@ mod artifact_cache;
 mod broker_security;
 mod delivery;
 mod demo;
+mod deployment;
 mod emulator;
 mod identity;
 mod ingestion;

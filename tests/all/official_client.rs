@@ -7,39 +7,14 @@ use std::process::Command;
 
 use dataflow_runtime::pipeline::{self, PipelineOptions};
 use dataflow_runtime::sources::{self, synthetic};
-use end_to_end_tests::{adx_runtime, LocalAdx, DATABASE};
+use end_to_end_tests::{adx_runtime, python_with, LocalAdx, DATABASE};
 use serde_json::Value;
 
 const CLIENT: &str = "azure-kusto-data==6.0.4";
 
 /// A virtual environment with the official client, made once under `target/`.
 fn python_with_client() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/official-kusto-client");
-    let python = dir.join("bin/python");
-    let marker = dir.join(format!("{CLIENT}.installed"));
-    if marker.exists() {
-        return python;
-    }
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&dir)
-        .status()
-        .expect("python3 is needed for this test (tests/run.sh installs it)");
-    assert!(status.success(), "python3 -m venv failed");
-    let status = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            CLIENT,
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "pip install {CLIENT} failed");
-    std::fs::write(&marker, "").unwrap();
-    python
+    python_with("official-kusto-client", CLIENT)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

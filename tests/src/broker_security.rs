@@ -28,6 +28,9 @@ pub enum Security {
     X509,
     /// TLS and a service account token (`ServiceAccountToken`, K8S-SAT).
     ServiceAccountToken,
+    /// TLS and an Entra ID token from a managed identity (`SystemAssignedManagedIdentity`,
+    /// Event Grid's OAUTH2-JWT).
+    EntraToken,
 }
 
 /// A CA, the broker's certificate (for `localhost` only) and a client certificate, as PEM.
@@ -153,7 +156,7 @@ impl SecureSetup {
                 require_certificate: true,
                 plugin: None,
             }),
-            Security::ServiceAccountToken => Some(SecureListener {
+            Security::ServiceAccountToken | Security::EntraToken => Some(SecureListener {
                 tls: Some(tls),
                 require_certificate: false,
                 plugin: Some((
@@ -161,6 +164,14 @@ impl SecureSetup {
                     vec![
                         ("tokens".into(), accepted_tokens.display().to_string()),
                         ("log".into(), auth_log.display().to_string()),
+                        (
+                            "method".into(),
+                            match security {
+                                Security::EntraToken => "OAUTH2-JWT",
+                                _ => "K8S-SAT",
+                            }
+                            .into(),
+                        ),
                     ],
                 )),
             }),
@@ -234,5 +245,6 @@ pub fn endpoint_settings(security: Security) -> String {
         Security::Tls => format!("{tls}    authentication:\n      method: Anonymous\n      anonymousSettings: {{}}\n"),
         Security::X509 => format!("{tls}    authentication:\n      method: X509Certificate\n      x509CertificateSettings:\n        secretRef: {CLIENT_SECRET}\n"),
         Security::ServiceAccountToken => format!("{tls}    authentication:\n      method: ServiceAccountToken\n      serviceAccountTokenSettings:\n        audience: {AUDIENCE}\n"),
+        Security::EntraToken => format!("{tls}    authentication:\n      method: SystemAssignedManagedIdentity\n      systemAssignedManagedIdentitySettings: {{}}\n"),
     }
 }

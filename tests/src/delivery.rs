@@ -36,6 +36,8 @@ pub struct ScenarioOptions {
     pub instance_count: Option<u16>,
     /// How the host reaches the broker (publishers always use its plain listener).
     pub security: Security,
+    /// Environment variables of the hosts (the identity services' addresses, say).
+    pub host_env: Vec<(&'static str, String)>,
 }
 
 impl Default for ScenarioOptions {
@@ -51,6 +53,7 @@ impl Default for ScenarioOptions {
             transformation: None,
             instance_count: None,
             security: Security::Plain,
+            host_env: Vec::new(),
         }
     }
 }
@@ -61,6 +64,7 @@ pub struct Scenario {
     pub adx: LocalAdx,
     /// The broker's TLS and token files and the host's mounts, unless `Security::Plain`.
     pub secure: Option<SecureSetup>,
+    host_env: Vec<(&'static str, String)>,
 }
 
 /// The first service account token of a scenario: projected and accepted from the start.
@@ -148,6 +152,7 @@ spec:
             broker,
             adx,
             secure,
+            host_env: options.host_env,
         }
     }
 
@@ -183,7 +188,11 @@ spec:
             "--cache-dir".to_string(),
             shared_artifact_cache().display().to_string(),
         ]);
-        HostProcess::start(&args, &self.dir.join(format!("host-{instance}.log")))
+        HostProcess::start_with_env(
+            &args,
+            &self.dir.join(format!("host-{instance}.log")),
+            &self.host_env,
+        )
     }
 
     /// Starts a host instance and waits until its subscription is in place (a first start)

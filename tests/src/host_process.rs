@@ -34,6 +34,11 @@ pub fn host_binary() -> PathBuf {
 impl HostProcess {
     /// Starts `host-under-test` with `args`; its output goes to `log`.
     pub fn start(args: &[String], log: &Path) -> Self {
+        Self::start_with_env(args, log, &[])
+    }
+
+    /// `start` with these environment variables set.
+    pub fn start_with_env(args: &[String], log: &Path, env: &[(&str, String)]) -> Self {
         let output = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -45,6 +50,7 @@ impl HostProcess {
             .current_dir(log.parent().expect("the log is in the test's directory"))
             .args(args)
             .env("RUST_BACKTRACE", "0")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::from(output.try_clone().unwrap()))
             .stderr(Stdio::from(output))
             .spawn()

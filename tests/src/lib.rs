@@ -39,6 +39,40 @@ pub fn scrape_metrics(addr: &str) -> String {
     response
 }
 
+/// A Python virtual environment under `target/<name>` with `package` (a pinned requirement)
+/// installed from PyPI, made once; its interpreter.
+pub fn python_with(name: &str, package: &str) -> std::path::PathBuf {
+    use std::process::Command;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(name);
+    let python = dir.join("bin/python");
+    let marker = dir.join(format!("{package}.installed"));
+    if marker.exists() {
+        return python;
+    }
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .status()
+        .expect("python3 is needed for this test (tests/run.sh installs it)");
+    assert!(status.success(), "python3 -m venv failed");
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            package,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "pip install {package} failed");
+    std::fs::write(&marker, "").unwrap();
+    python
+}
+
 /// `GET path` on a plain HTTP/1.1 server: the status code and the whole response.
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};

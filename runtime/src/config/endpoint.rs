@@ -189,6 +189,21 @@ fn read_authentication(
     let auth = r.required_mapping(settings, path, "authentication", &allowed)?;
     let path = join(path, "authentication");
     let method = r.string(auth, &path, "method", true)?;
+    let methods = [
+        (
+            "SystemAssignedManagedIdentity",
+            "systemAssignedManagedIdentitySettings",
+        ),
+        (
+            "UserAssignedManagedIdentity",
+            "userAssignedManagedIdentitySettings",
+        ),
+        ("DevelopmentToken", "developmentTokenSettings"),
+    ];
+    let known = methods.iter().any(|(m, _)| *m == method);
+    if known && settings_of_other_methods(r, auth, &path, &method, &methods) {
+        return None;
+    }
     match method.as_str() {
         "SystemAssignedManagedIdentity" | "UserAssignedManagedIdentity" => {
             read_managed_identity(r, auth, &path, &method, DEFAULT_AUDIENCE, DEFAULT_SCOPE)
@@ -214,6 +229,29 @@ fn read_authentication(
             None
         }
     }
+}
+
+/// Reports each settings key under `auth` that belongs to another method than `method`
+/// (`methods`: each method and its settings key); true if there was one. Such settings would
+/// otherwise be read and ignored.
+pub(super) fn settings_of_other_methods(
+    r: &mut Reader,
+    auth: &Mapping,
+    path: &str,
+    method: &str,
+    methods: &[(&str, &str)],
+) -> bool {
+    let mut misplaced = false;
+    for (other, key) in methods {
+        if *other != method && auth.contains_key(key) {
+            r.report(
+                &join(path, key),
+                format!("settings of {other}, and the method is {method}"),
+            );
+            misplaced = true;
+        }
+    }
+    misplaced
 }
 
 /// The settings of `SystemAssignedManagedIdentity` or `UserAssignedManagedIdentity` (`method`)

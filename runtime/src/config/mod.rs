@@ -439,6 +439,15 @@ impl Deployment {
                 dataflow.source_endpoint,
                 dataflow.data_sources.join(", ")
             ));
+            if let Some(broker) =
+                self.endpoint(&dataflow.source_endpoint)
+                    .and_then(|e| match &e.kind {
+                        EndpointKind::Mqtt(mqtt) => Some(mqtt),
+                        _ => None,
+                    })
+            {
+                lines.push(format!("  broker       {}", broker.describe()));
+            }
             match &dataflow.transformation {
                 None => lines.push("  transform    none".into()),
                 Some(t) => lines.extend(

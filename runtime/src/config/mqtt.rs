@@ -1,7 +1,7 @@
 //! An MQTT broker endpoint (`endpointType: Mqtt`) as a dataflow source: the documented
 //! `mqttSettings`, with what this host supports checked field by field.
 
-use super::endpoint::{read_managed_identity, Authentication};
+use super::endpoint::{read_managed_identity, settings_of_other_methods, Authentication};
 use super::problem::{join, Reader};
 use super::yaml::Mapping;
 
@@ -89,6 +89,40 @@ impl MqttEndpoint {
             tls: None,
             authentication: MqttAuthentication::Anonymous,
         })
+    }
+}
+
+impl MqttEndpoint {
+    /// What the host connects with, for `validate`.
+    pub fn describe(&self) -> String {
+        let tls = match &self.tls {
+            None => "plain TCP".to_string(),
+            Some(MqttTls {
+                trusted_ca_config_map: Some(name),
+            }) => format!("TLS, trusting the system roots and ConfigMap {name}"),
+            Some(MqttTls { .. }) => "TLS, trusting the system roots".to_string(),
+        };
+        let authentication = match &self.authentication {
+            MqttAuthentication::Anonymous => "anonymous".to_string(),
+            MqttAuthentication::ServiceAccountToken { audience } => {
+                format!("K8S-SAT with the service account token for {audience}")
+            }
+            MqttAuthentication::X509Certificate { secret } => {
+                format!("client certificate from Secret {secret}")
+            }
+            MqttAuthentication::ManagedIdentity(Authentication::UserAssignedManagedIdentity {
+                scope,
+                ..
+            }) => format!("OAUTH2-JWT with a user-assigned managed identity's token for {scope}"),
+            MqttAuthentication::ManagedIdentity(
+                Authentication::SystemAssignedManagedIdentity { audience },
+            ) => format!(
+                "OAUTH2-JWT with the system-assigned managed identity's token for {audience}"
+            ),
+            // Not read for a broker (a development token is for a loopback ADX endpoint).
+            MqttAuthentication::ManagedIdentity(_) => "OAUTH2-JWT".to_string(),
+        };
+        format!("{}:{}, {tls}, {authentication}", self.host, self.port)
     }
 }
 
@@ -231,16 +265,7 @@ fn read_authentication(
         );
         return None;
     };
-    let mut misplaced = false;
-    for (other, key) in AUTHENTICATION_METHODS {
-        if *key != own_key && auth.contains_key(key) {
-            r.report(
-                &join(&path, key),
-                format!("settings of {other}, and the method is {method}"),
-            );
-            misplaced = true;
-        }
-    }
+    let misplaced = settings_of_other_methods(r, auth, &path, &method, AUTHENTICATION_METHODS);
     let authentication = match method.as_str() {
         "Anonymous" => {
             // Documented as `anonymousSettings: {}`: nothing may be in it.

@@ -234,6 +234,8 @@ const BAD: &[(&str, &str, &str)] = &[
      "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.method: DevelopmentToken is only for a loopback endpoint (http://127.0.0.1:…); a cluster needs a managed identity"),
     ("systemAssignedManagedIdentitySettings: {}", "systemAssignedManagedIdentitySettings: {audiance: x}",
      "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.systemAssignedManagedIdentitySettings.audiance: unknown field (did you mean `audience`?)"),
+    ("systemAssignedManagedIdentitySettings: {}", "systemAssignedManagedIdentitySettings: {}\n      developmentTokenSettings:\n        token: t",
+     "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication.developmentTokenSettings: settings of DevelopmentToken, and the method is SystemAssignedManagedIdentity"),
     ("    authentication:\n      method: SystemAssignedManagedIdentity\n      systemAssignedManagedIdentitySettings: {}\n", "",
      "adx.yaml: DataflowEndpoint/adx: spec.dataExplorerSettings.authentication: required field is missing"),
     ("    database: telemetry", "    database: telemetry\n    batching:\n      latencySeconds: 70000",
