@@ -23,8 +23,9 @@ rustup target add x86_64-unknown-linux-musl >/dev/null
 CC_x86_64_unknown_linux_musl=musl-gcc \
   cargo build --release --locked --target x86_64-unknown-linux-musl -p dataflow-host
 binary=target/x86_64-unknown-linux-musl/release/dataflow-host
-if ldd "$binary" >/dev/null 2>&1; then
-  echo "$binary is not static" >&2
+if ! ldd "$binary" 2>&1 | grep -qE "statically linked|not a dynamic executable"; then
+  echo "$binary is not static:" >&2
+  ldd "$binary" >&2
   exit 1
 fi
 
