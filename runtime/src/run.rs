@@ -388,6 +388,7 @@ impl Dataflow {
         };
         match source {
             Source::JsonLines(input) => {
+                metrics.source_started();
                 let (sender, receiver) = sources::channel();
                 // Lines from a file carry the file's path as their topic (there is no MQTT topic).
                 let producer =

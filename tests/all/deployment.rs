@@ -280,10 +280,19 @@ async fn the_statefulset_runs_the_host_of_the_image_with_its_volumes_probes_and_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(http_get(&local_metrics, &path("livenessProbe")).0, 200);
-    // There is no aio-broker here: alive, and not ready, with the reason.
-    let (status, body) = http_get(&local_metrics, &path("readinessProbe"));
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("not connected to its MQTT broker"), "{body}");
+    // There is no aio-broker here: alive, and not ready (starting, then unconnected), with
+    // the reason; never ready.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = http_get(&local_metrics, &path("readinessProbe"));
+        assert_eq!(status, 503, "{body}");
+        if body.contains("not connected to its MQTT broker") {
+            break;
+        }
+        assert!(body.contains("starting"), "{body}");
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     host.terminate(Duration::from_secs(30)).await;
     std::fs::remove_dir_all(&root).unwrap();
 }

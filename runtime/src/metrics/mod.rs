@@ -102,6 +102,8 @@ pub struct Metrics {
     pub in_flight: Counter,
     /// Whether a permanent error about the destination holds the dataflow now.
     pub paused_now: std::sync::atomic::AtomicBool,
+    /// Whether the dataflow's source runs yet (its plugin loaded, its broker client started).
+    source_started: std::sync::atomic::AtomicBool,
     /// Plugin statistics of instances that were replaced, plus the current one's.
     plugin_totals: Mutex<PluginTotals>,
     requests: Mutex<BTreeMap<u16, Histogram>>,
@@ -158,6 +160,7 @@ impl Metrics {
             plugin_failures: LabelledCounter::default(),
             in_flight: Counter::default(),
             paused_now: Default::default(),
+            source_started: Default::default(),
             plugin_totals: Mutex::new(PluginTotals::default()),
             requests: Mutex::new(BTreeMap::new()),
             request_bytes: Counter::default(),
@@ -174,6 +177,13 @@ impl Metrics {
     /// The MQTT source's own counts (acknowledgements, reconnects) are read from it.
     pub fn watch_mqtt(&self, counters: Arc<MqttCounters>) {
         *self.mqtt.lock().unwrap() = Some(counters);
+        self.source_started();
+    }
+
+    /// The source runs: readiness follows its connection from now on.
+    pub fn source_started(&self) {
+        self.source_started
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Why this dataflow is not ready to take messages now, if it is not: its broker is not
@@ -187,6 +197,9 @@ impl Metrics {
             .as_ref()
             .is_none_or(|c| c.connected.load(Ordering::Relaxed));
         let table = self.labels.as_str();
+        if !self.source_started.load(Ordering::Relaxed) {
+            return Some(format!("{table}: starting (its source does not run yet)"));
+        }
         match (connected, self.paused_now.load(Ordering::Relaxed)) {
             (true, false) => None,
             (false, _) => Some(format!("{table}: not connected to its MQTT broker")),
