@@ -112,15 +112,7 @@ async fn a_wrong_ca_or_server_name_is_refused_with_the_reason_and_nothing_is_tak
 async fn service_account_tokens_are_renewed_on_the_same_connection_and_a_refused_one_is_said() {
     let scenario = Scenario::start("sat", options(Security::ServiceAccountToken)).await;
     let secure = scenario.secure.as_ref().unwrap();
-    let metrics = format!("127.0.0.1:{}", end_to_end_tests::broker::free_port());
-    let dead_letters = scenario.dir.join("dead-letter-a.jsonl");
-    let extra = [
-        "--dead-letter",
-        &dead_letters.display().to_string(),
-        "--metrics-addr",
-        &metrics,
-    ];
-    let mut host = scenario.start_host_ready_with("a", 1, &extra).await;
+    let (mut host, metrics) = scenario.start_host_ready_with_metrics("a").await;
     assert_eq!(http_get(&metrics, "/readyz").0, 200);
     let client = Scenario::host_client_id("a");
     let port = scenario.broker.port;

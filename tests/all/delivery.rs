@@ -243,15 +243,7 @@ async fn streaming_policy_off_pauses_without_acknowledging_until_it_is_enabled()
         ..ScenarioOptions::default()
     };
     let scenario = Scenario::start("policy-off", options).await;
-    let metrics = format!("127.0.0.1:{}", end_to_end_tests::broker::free_port());
-    let dead_letters = scenario.dir.join("dead-letter-a.jsonl");
-    let extra = [
-        "--dead-letter",
-        &dead_letters.display().to_string(),
-        "--metrics-addr",
-        &metrics,
-    ];
-    let mut host = scenario.start_host_ready_with("a", 1, &extra).await;
+    let (mut host, metrics) = scenario.start_host_ready_with_metrics("a").await;
     assert_eq!(http_get(&metrics, "/readyz").0, 200);
     let published = 2000;
     publish_all(scenario.broker.port, numbered(0..published, None), None).await;

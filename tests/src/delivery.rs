@@ -204,6 +204,21 @@ spec:
             .await
     }
 
+    /// A first `start_host_ready` of instance `instance` that serves its metrics and probes
+    /// on a free loopback address, which is returned with it.
+    pub async fn start_host_ready_with_metrics(&self, instance: &str) -> (HostProcess, String) {
+        let metrics = format!("127.0.0.1:{}", crate::broker::free_port());
+        let dead_letters = self.dir.join(format!("dead-letter-{instance}.jsonl"));
+        let extra = [
+            "--dead-letter",
+            &dead_letters.display().to_string(),
+            "--metrics-addr",
+            &metrics,
+        ];
+        let host = self.start_host_ready_with(instance, 1, &extra).await;
+        (host, metrics)
+    }
+
     /// `start_host_ready` with these further arguments (at least a dead-letter option).
     pub async fn start_host_ready_with(
         &self,
