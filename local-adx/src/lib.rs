@@ -7,6 +7,7 @@
 mod cluster;
 pub mod faults;
 pub mod formats;
+pub mod listener;
 mod query;
 mod responses;
 pub mod serve;
@@ -21,7 +22,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -36,6 +37,10 @@ pub use responses::KustoFailure;
 pub const STREAMING_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 /// Bodies larger than this are not even read.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Request bodies held in memory at once, across all connections, in MiB: a request whose
+/// body does not fit waits for room (whole, so that none holds part and waits for the rest).
+const BODY_BUDGET_MIB: usize = 128;
+const MIB: usize = 1024 * 1024;
 const MAX_RECORDED_REQUESTS: usize = 10_000;
 
 /// Decides whether a bearer token is valid, for endpoints that accept tokens issued by an
@@ -53,6 +58,8 @@ pub struct EmulatorOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Faults injected into ingestion requests.
     pub faults: Vec<Fault>,
+    /// Connections at once, and the deadline of a request head (and of idleness).
+    pub limits: listener::ServerLimits,
 }
 
 impl EmulatorOptions {
@@ -64,6 +71,7 @@ impl EmulatorOptions {
             streaming_limit_bytes: STREAMING_LIMIT_BYTES,
             tls: None,
             faults: Vec::new(),
+            limits: listener::ServerLimits::default(),
         }
     }
 }
@@ -87,6 +95,8 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     /// Connections accepted (and, with TLS, handshakes completed).
     connections: std::sync::atomic::AtomicU64,
+    /// Room for request bodies, in MiB (`BODY_BUDGET_MIB`).
+    body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct Emulator {
@@ -105,6 +115,7 @@ impl Emulator {
             options,
             requests: Mutex::new(Vec::new()),
             connections: Default::default(),
+            body_budget: Arc::new(tokio::sync::Semaphore::new(BODY_BUDGET_MIB)),
         });
         let server_state = shared.clone();
         let acceptor = shared
@@ -112,17 +123,19 @@ impl Emulator {
             .tls
             .clone()
             .map(tokio_rustls::TlsAcceptor::from);
+        let limits = shared.options.limits;
+        let mut connections = listener::Acceptor::new(listener, limits);
         let server = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
+                let (stream, permit) = connections.next().await;
                 // Answers are written in one go and awaited by the client: no Nagle delay.
                 let _ = stream.set_nodelay(true);
                 let state = server_state.clone();
                 let acceptor = acceptor.clone();
                 let counted = server_state.clone();
                 tokio::spawn(async move {
+                    // Held while the connection is served.
+                    let _permit = permit;
                     let count = || {
                         counted
                             .connections
@@ -132,21 +145,29 @@ impl Emulator {
                         let state = state.clone();
                         async move { handle(&state, request).await }
                     });
-                    let http = hyper::server::conn::http1::Builder::new();
+                    let mut http = hyper::server::conn::http1::Builder::new();
+                    http.timer(TokioTimer::new())
+                        .header_read_timeout(limits.idle_timeout);
                     let _ = match acceptor {
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(tls) if tls.get_ref().1.alpn_protocol() == Some(&b"h2"[..]) => {
-                                count();
-                                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                                    .serve_connection(TokioIo::new(tls), service)
-                                    .await
+                        Some(acceptor) => {
+                            match tokio::time::timeout(limits.idle_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(tls))
+                                    if tls.get_ref().1.alpn_protocol() == Some(&b"h2"[..]) =>
+                                {
+                                    count();
+                                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                        .serve_connection(TokioIo::new(tls), service)
+                                        .await
+                                }
+                                Ok(Ok(tls)) => {
+                                    count();
+                                    http.serve_connection(TokioIo::new(tls), service).await
+                                }
+                                Ok(Err(_)) | Err(_) => return,
                             }
-                            Ok(tls) => {
-                                count();
-                                http.serve_connection(TokioIo::new(tls), service).await
-                            }
-                            Err(_) => return,
-                        },
+                        }
                         None => {
                             count();
                             http.serve_connection(TokioIo::new(stream), service).await
@@ -368,7 +389,7 @@ async fn route(
         )));
     }
     check_token(state, record.authorization.as_deref())?;
-    let body = read_body(request).await?;
+    let (body, _room) = read_body(state, request).await?;
     record.body_bytes = body.len();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
@@ -445,12 +466,40 @@ fn check_token(state: &Shared, authorization: Option<&str>) -> Result<(), KustoF
     }
 }
 
-async fn read_body(request: Request<Incoming>) -> Result<Vec<u8>, KustoFailure> {
-    Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
+/// The body, and the room it takes in the body budget (held while the body is in use). A
+/// declared length beyond the limit is refused unread.
+async fn read_body(
+    state: &Shared,
+    request: Request<Incoming>,
+) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), KustoFailure> {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(length) = declared.filter(|&length| length > MAX_BODY_BYTES) {
+        return Err(too_large(format!(
+            "The request body of {length} bytes is larger than the {MAX_BODY_BYTES} bytes this endpoint reads"
+        )));
+    }
+    let room = declared.unwrap_or(MAX_BODY_BYTES).div_ceil(MIB).max(1);
+    let room = state
+        .body_budget
+        .clone()
+        .acquire_many_owned(room as u32)
         .await
-        .map(|c| c.to_bytes().to_vec())
-        .map_err(|e| too_large(format!("The request body could not be read: {e}")))
+        .expect("the budget is never closed");
+    // Into one buffer of the declared size: no second copy of a large body.
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    let mut incoming = Limited::new(request.into_body(), MAX_BODY_BYTES);
+    while let Some(frame) = incoming.frame().await {
+        let frame =
+            frame.map_err(|e| too_large(format!("The request body could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            body.extend_from_slice(&data);
+        }
+    }
+    Ok((body, room))
 }
 
 fn too_large(message: String) -> KustoFailure {

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 
@@ -29,10 +30,18 @@ pub struct ServeArgs {
     /// For example `--fault 429:0.1 --fault 503@30s+30s`.
     #[arg(long = "fault", value_name = "FAULT")]
     pub faults: Vec<Fault>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, default_value_t = crate::listener::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request head, and so stay idle between
+    /// requests, before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::listener::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    pub idle_timeout: f64,
 }
 
 /// Starts the endpoint, prints how to reach it, and serves until Ctrl-C.
 pub async fn serve(args: ServeArgs) -> Result<()> {
+    return_large_buffers_to_the_system();
     let tls = match &args.tls_ca_out {
         Some(path) => {
             let certificate = LoopbackCertificate::generate()?;
@@ -49,6 +58,18 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         streaming_limit_bytes: STREAMING_LIMIT_BYTES,
         tls,
         faults: args.faults.clone(),
+        limits: crate::listener::ServerLimits {
+            max_connections: args.max_connections,
+            idle_timeout: Duration::try_from_secs_f64(args.idle_timeout)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--idle-timeout: {} is not a positive number of seconds",
+                        args.idle_timeout
+                    )
+                })?,
+        },
     })
     .await?;
     println!("local ADX-compatible endpoint on {}", emulator.url());
@@ -66,4 +87,23 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+/// glibc raises its mmap threshold (up to 32 MiB) each time a large buffer is freed, so later
+/// request bodies of a few MiB come from the heap and can stay resident after they are freed.
+/// A fixed threshold keeps buffers of 1 MiB and more in their own mappings, returned to the
+/// system when freed. For the long-running command only: a library does not change its
+/// caller's allocator.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+        // SAFETY: mallopt only sets an allocator parameter; called before the server starts.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+        }
+    }
 }
