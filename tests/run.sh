@@ -20,13 +20,14 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 
 # The broker-security tests build a mosquitto auth plugin (service account tokens) against
-# mosquitto's plugin headers.
-if [ ! -f /usr/include/mosquitto_broker.h ]; then
-  echo "== installing mosquitto-dev (plugin headers for the token-authentication tests)"
+# mosquitto's plugin headers (mosquitto-dev) and the client header they include
+# (mosquitto.h, from libmosquitto-dev).
+if [ ! -f /usr/include/mosquitto_broker.h ] || [ ! -f /usr/include/mosquitto.h ]; then
+  echo "== installing mosquitto-dev, libmosquitto-dev (plugin headers for the token-authentication tests)"
   as_root=""
   if [ "$(id -u)" != 0 ]; then as_root="sudo"; fi
   $as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq mosquitto-dev >/dev/null
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq mosquitto-dev libmosquitto-dev >/dev/null
 fi
 
 # One test reads the local endpoint with Microsoft's Python Kusto client, in a virtual
