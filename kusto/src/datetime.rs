@@ -35,6 +35,20 @@ impl DateTime {
         self.unix_seconds
     }
 
+    /// Ticks (100 ns) since the Unix epoch: the instant as one number, for arithmetic.
+    #[inline]
+    pub fn unix_ticks(self) -> i64 {
+        self.unix_seconds * TICKS_PER_SECOND + self.ticks as i64
+    }
+
+    /// The instant `ticks` (100 ns) after the Unix epoch, if within Kusto's range.
+    pub fn from_unix_ticks(ticks: i64) -> Result<Self, String> {
+        Self::new(
+            ticks.div_euclid(TICKS_PER_SECOND),
+            ticks.rem_euclid(TICKS_PER_SECOND) as u32,
+        )
+    }
+
     #[inline]
     pub fn from_unix_nanos(nanos: u64) -> Self {
         Self {
@@ -301,6 +315,11 @@ fn parse_rfc1123(text: &str) -> Option<DateTime> {
 /// (minutes and seconds optional as Kusto allows: `hh:mm`) and ISO 8601 durations
 /// (`PT1H30M`, `P2DT3H`, `PT0.5S`, `P1W`).
 pub fn parse_timespan(text: &str) -> Result<String, String> {
+    timespan_ticks(text).map(format_timespan)
+}
+
+/// A timespan's ticks (100 ns), from the same forms `parse_timespan` reads.
+pub fn timespan_ticks(text: &str) -> Result<i128, String> {
     let ticks = if text.trim_start_matches('-').starts_with(['P', 'p']) {
         iso_duration_ticks(text)
     } else {
@@ -310,7 +329,7 @@ pub fn parse_timespan(text: &str) -> Result<String, String> {
         "is not a timespan ([-][d.]hh:mm[:ss[.fffffff]] or an ISO 8601 duration such as PT1H30M)"
             .to_string()
     })?;
-    Ok(format_timespan(ticks))
+    Ok(ticks)
 }
 
 fn clock_ticks(text: &str) -> Option<i128> {
@@ -394,7 +413,8 @@ fn iso_duration_ticks(text: &str) -> Option<i128> {
     any.then_some(if negative { -ticks } else { ticks })
 }
 
-fn format_timespan(ticks: i128) -> String {
+/// `[-][d.]hh:mm:ss[.fffffff]`, as Kusto prints a timespan.
+pub fn format_timespan(ticks: i128) -> String {
     let sign = if ticks < 0 { "-" } else { "" };
     let ticks = ticks.abs();
     let t = TICKS_PER_SECOND as i128;

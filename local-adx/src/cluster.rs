@@ -7,8 +7,10 @@ use serde_json::Value;
 
 use kusto_model::schema::{unquote_name, Column, TableSchema};
 
-use super::formats::{parse_rows, Format};
-use super::query::{self, QueryResult};
+use super::formats::{json_records, parse_csv, parse_rows, Format};
+use super::kql::{self, QueryResult};
+use super::literal::{command_words, Word};
+use super::mapping::{Mapping, MappingKind};
 use super::responses::{result_table, KustoFailure};
 
 #[derive(Default)]
@@ -19,6 +21,8 @@ pub struct Table {
     pub ingested_at: Vec<u64>,
     /// Table-level policy; `None` defers to the database.
     streaming: Option<bool>,
+    /// Ingestion mappings by kind and name.
+    pub mappings: BTreeMap<(MappingKind, String), Mapping>,
 }
 
 #[derive(Default)]
@@ -45,6 +49,10 @@ impl Cluster {
     /// Runs a management command (`.create table`, `.alter … policy streamingingestion`, …).
     pub fn execute(&mut self, database: &str, command: &str) -> Result<Value, KustoFailure> {
         let command = command.trim();
+        let parsed = command_words(command).map_err(syntax_error)?;
+        if let Some(result) = self.mapping_command(database, &parsed)? {
+            return Ok(result);
+        }
         let words: Vec<&str> = command.split_whitespace().collect();
         let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
         let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
@@ -106,6 +114,123 @@ impl Cluster {
                 format!("Unsupported management command: {command}"),
             )),
         }
+    }
+
+    /// `.create[-or-alter] table T ingestion K mapping "m" '…'`, `.show table T ingestion
+    /// [K] mappings`, `.show table T ingestion K mapping "m"`, `.drop table T ingestion K
+    /// mapping "m"`; `None` when the command is not about mappings.
+    fn mapping_command(
+        &mut self,
+        database: &str,
+        words: &[Word],
+    ) -> Result<Option<Value>, KustoFailure> {
+        let keywords: Vec<String> = words
+            .iter()
+            .map(|w| w.keyword().unwrap_or_default())
+            .collect();
+        let k: Vec<&str> = keywords.iter().map(String::as_str).collect();
+        if k.get(3) != Some(&"ingestion") || !matches!(k.get(1), Some(&"table" | &"database")) {
+            return Ok(None);
+        }
+        if k[1] == "database" {
+            return Err(KustoFailure::bad_request(
+                "BadRequest_SyntaxError",
+                "database-scoped ingestion mappings are not kept by the local endpoint; create the mapping on the table (.create table T ingestion json mapping …)",
+            ));
+        }
+        let table_name = words[2].name();
+        let kind = |word: &Word| {
+            word.keyword()
+                .and_then(|w| MappingKind::parse(&w))
+                .ok_or_else(|| {
+                    KustoFailure::bad_request(
+                        "BadRequest_SyntaxError",
+                        format!(
+                            "mapping kind `{}`: the local endpoint keeps json and csv mappings",
+                            word.name()
+                        ),
+                    )
+                })
+        };
+        let table = self.table_mut(database, &table_name)?;
+        let shown: Vec<(MappingKind, String)> = match k.as_slice() {
+            [verb @ (".create" | ".create-or-alter" | ".alter"), _, _, _, _, "mapping", _, _] => {
+                let kind = kind(&words[4])?;
+                let name = words[6].name();
+                let Word::Quoted(text) = &words[7] else {
+                    return Err(syntax_error(
+                        "the mapping must be a string literal: '[{\"Column\": …}]'".into(),
+                    ));
+                };
+                let mapping = Mapping::parse(kind, text).map_err(|e| {
+                    KustoFailure::bad_request("BadRequest_InvalidMapping", e)
+                })?;
+                let key = (kind, name.clone());
+                let exists = table.mappings.contains_key(&key);
+                if *verb == ".create" && exists {
+                    return Err(KustoFailure::bad_request(
+                        "BadRequest_EntityAlreadyExists",
+                        format!("Entity ID '{name}' of kind 'Mapping' already exists"),
+                    ));
+                }
+                if *verb == ".alter" && !exists {
+                    return Err(mapping_not_found(&name, kind, &table_name));
+                }
+                table.mappings.insert(key.clone(), mapping);
+                vec![key]
+            }
+            [".show", _, _, _, "mappings"] => table.mappings.keys().cloned().collect(),
+            [".show", _, _, _, _, "mappings"] => {
+                let kind = kind(&words[4])?;
+                table
+                    .mappings
+                    .keys()
+                    .filter(|(k, _)| *k == kind)
+                    .cloned()
+                    .collect()
+            }
+            [".show", _, _, _, _, "mapping", _] => {
+                let key = (kind(&words[4])?, words[6].name());
+                if !table.mappings.contains_key(&key) {
+                    return Err(mapping_not_found(&key.1, key.0, &table_name));
+                }
+                vec![key]
+            }
+            [".drop", _, _, _, _, "mapping", _] => {
+                let key = (kind(&words[4])?, words[6].name());
+                if table.mappings.remove(&key).is_none() {
+                    return Err(mapping_not_found(&key.1, key.0, &table_name));
+                }
+                table.mappings.keys().cloned().collect()
+            }
+            _ => {
+                return Err(syntax_error(
+                    "ingestion mapping commands: .create[-or-alter] table T ingestion json|csv mapping \"name\" '[…]', \
+                     .show table T ingestion [json|csv] mappings, .show table T ingestion json|csv mapping \"name\", \
+                     .drop table T ingestion json|csv mapping \"name\""
+                        .into(),
+                ))
+            }
+        };
+        let columns = TableSchema::parse(
+            "Name: string, Kind: string, Mapping: string, Database: string, Table: string",
+        )
+        .expect("a schema")
+        .columns;
+        let rows = shown
+            .iter()
+            .map(|key| {
+                let mapping = &table.mappings[key];
+                vec![
+                    Value::from(key.1.clone()),
+                    Value::from(mapping.kind.name()),
+                    Value::from(mapping.text.clone()),
+                    Value::from(database),
+                    Value::from(table_name.clone()),
+                ]
+            })
+            .collect();
+        Ok(Some(result_table(&columns, rows)))
     }
 
     fn create_table(&mut self, database: &str, command: &str) -> Result<Value, KustoFailure> {
@@ -191,17 +316,21 @@ impl Cluster {
                 ),
             ));
         }
-        if let Some(mapping) = request.mapping_name {
-            return Err(KustoFailure::bad_request(
-                "BadRequest_MappingReferenceWasNotFound",
-                format!(
-                    "Mapping reference '{mapping}' of kind '{:?}' was not found",
-                    request.format
-                ),
-            ));
-        }
-        let rows = parse_rows(request.format, request.data, &table.columns)
-            .map_err(|e| KustoFailure::bad_request("BadRequest_InvalidData", e))?;
+        let rows = match request.mapping_name {
+            Some(name) => {
+                let kind = match request.format {
+                    Format::Json | Format::MultiJson => MappingKind::Json,
+                    Format::Csv => MappingKind::Csv,
+                };
+                let mapping = table
+                    .mappings
+                    .get(&(kind, name.to_string()))
+                    .ok_or_else(|| mapping_not_found(name, kind, request.table))?;
+                map_rows(mapping, request.format, request.data, &table.columns)?
+            }
+            None => parse_rows(request.format, request.data, &table.columns)
+                .map_err(|e| KustoFailure::bad_request("BadRequest_InvalidData", e))?,
+        };
         let count = rows.len();
         table.rows.extend(rows);
         let now = crate::now_nanos();
@@ -209,22 +338,74 @@ impl Cluster {
         Ok(count)
     }
 
-    /// Queries: a table, then the operators `query.rs` knows.
+    /// A query in the KQL subset `kql` knows.
     pub fn query(&self, database: &str, query: &str) -> Result<QueryResult, KustoFailure> {
-        let mut parts = query.split('|').map(str::trim);
-        let name = unquote_name(parts.next().unwrap_or_default());
-        let table = self.table(database, &name).ok_or_else(|| {
-            KustoFailure::bad_request(
-                "General_BadRequest",
-                format!("Failed to resolve table or column expression named '{name}'"),
-            )
-        })?;
-        let all = QueryResult {
-            columns: table.columns.clone(),
-            rows: table.rows.clone(),
-        };
-        query::run(all, parts)
+        kql::run(query, |name| {
+            self.table(database, name).map(|table| kql::Source {
+                columns: &table.columns,
+                rows: &table.rows,
+                ingested_at: &table.ingested_at,
+            })
+        })
     }
+}
+
+/// Rows through a mapping: every column the mapping names must be in the table (streaming
+/// ingestion does not add columns, as queued ingestion may).
+fn map_rows(
+    mapping: &Mapping,
+    format: Format,
+    data: &str,
+    columns: &[Column],
+) -> Result<Vec<Vec<Value>>, KustoFailure> {
+    let unknown = mapping.unknown_columns(columns);
+    if !unknown.is_empty() {
+        return Err(KustoFailure::bad_request(
+            "BadRequest_InvalidMapping",
+            format!(
+                "the mapping writes column(s) {} that the table does not have",
+                unknown.join(", ")
+            ),
+        ));
+    }
+    let invalid = |e: String| KustoFailure::bad_request("BadRequest_InvalidData", e);
+    let mapped = |e: String| KustoFailure::bad_request("BadRequest_InvalidMapping", e);
+    match format {
+        Format::Json | Format::MultiJson => json_records(format, data)
+            .map_err(invalid)?
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                mapping
+                    .apply(columns, Some(record), None, i + 1)
+                    .map_err(mapped)
+            })
+            .collect(),
+        Format::Csv => parse_csv(data)
+            .map_err(invalid)?
+            .iter()
+            .enumerate()
+            .map(|(i, fields)| {
+                mapping
+                    .apply(columns, None, Some(fields), i + 1)
+                    .map_err(mapped)
+            })
+            .collect(),
+    }
+}
+
+fn mapping_not_found(name: &str, kind: MappingKind, table: &str) -> KustoFailure {
+    KustoFailure::bad_request(
+        "BadRequest_MappingReferenceWasNotFound",
+        format!(
+            "Mapping reference '{name}' of kind '{}' was not found for table '{table}'",
+            kind.name()
+        ),
+    )
+}
+
+fn syntax_error(message: String) -> KustoFailure {
+    KustoFailure::bad_request("BadRequest_SyntaxError", message)
 }
 
 fn policy_setting(setting: &str) -> Result<bool, KustoFailure> {
@@ -315,5 +496,106 @@ mod tests {
         let table = &result_table(&result.columns, result.rows)["Tables"][0];
         assert_eq!(table["Rows"], serde_json::json!([[1, "x"], [2, "y"]]));
         assert_eq!(table["Columns"][0]["ColumnType"], "long");
+    }
+
+    #[test]
+    fn mappings_are_created_listed_applied_and_dropped_as_kusto_words_them() {
+        let mut c = Cluster::default();
+        c.execute("db", ".create table t (a: long, s: string, site: string)")
+            .unwrap();
+        c.execute("db", ".alter database db policy streamingingestion enable")
+            .unwrap();
+        let ingest_with = |c: &mut Cluster, mapping: &str, format, data: &str| {
+            c.ingest(IngestRequest {
+                database: "db",
+                table: "t",
+                format,
+                mapping_name: Some(mapping),
+                data,
+            })
+        };
+        let e = ingest_with(&mut c, "m", Format::MultiJson, r#"{"x":1}"#).unwrap_err();
+        assert_eq!(e.code, "BadRequest_MappingReferenceWasNotFound");
+        assert!(e.body()["error"]["@permanent"].as_bool().unwrap());
+        let create = r#".create table t ingestion json mapping "m" '[{"column":"a","Properties":{"Path":"$.n.v"}},{"Column":"site","Properties":{"ConstValue":"p7"}}]'"#;
+        c.execute("db", create).unwrap();
+        assert_eq!(
+            c.execute("db", create).unwrap_err().code,
+            "BadRequest_EntityAlreadyExists"
+        );
+        c.execute(
+            "db",
+            r#".create-or-alter table t ingestion csv mapping 'c' '[{"Column":"s","Properties":{"Ordinal":"1"}}]'"#,
+        )
+        .unwrap();
+        let shown = c.execute("db", ".show table t ingestion mappings").unwrap();
+        let rows = &shown["Tables"][0]["Rows"];
+        assert_eq!(rows.as_array().unwrap().len(), 2);
+        assert_eq!(rows[0][0], "m");
+        assert_eq!(rows[0][1], "Json");
+        let json_only = c
+            .execute("db", ".show table t ingestion json mappings")
+            .unwrap();
+        assert_eq!(json_only["Tables"][0]["Rows"].as_array().unwrap().len(), 1);
+
+        assert_eq!(
+            ingest_with(
+                &mut c,
+                "m",
+                Format::MultiJson,
+                r#"{"n":{"v":5},"s":"ignored"}"#
+            )
+            .unwrap(),
+            1
+        );
+        // A json mapping is not found for csv data: mappings are per kind.
+        assert_eq!(
+            ingest_with(&mut c, "m", Format::Csv, "1,x")
+                .unwrap_err()
+                .code,
+            "BadRequest_MappingReferenceWasNotFound"
+        );
+        ingest_with(&mut c, "c", Format::Csv, "1,x\n").unwrap();
+        assert_eq!(
+            c.query("db", "t").unwrap().rows,
+            vec![
+                vec![
+                    serde_json::json!(5),
+                    serde_json::json!(""),
+                    serde_json::json!("p7")
+                ],
+                vec![Value::Null, serde_json::json!("x"), serde_json::json!("")],
+            ]
+        );
+
+        let invalid = c
+            .execute(
+                "db",
+                r#".create table t ingestion json mapping "bad" '[{"Column":"a"}]'"#,
+            )
+            .unwrap_err();
+        assert_eq!(invalid.code, "BadRequest_InvalidMapping");
+        assert!(
+            invalid.message.contains("column 'a' has no Path"),
+            "{}",
+            invalid.message
+        );
+        c.execute(
+            "db",
+            r#".create table t ingestion json mapping "wide" '[{"Column":"missing","Properties":{"Path":"$.a"}}]'"#,
+        )
+        .unwrap();
+        let e = ingest_with(&mut c, "wide", Format::Json, r#"{"a":1}"#).unwrap_err();
+        assert_eq!(e.code, "BadRequest_InvalidMapping");
+        assert!(e.message.contains("missing"));
+
+        c.execute("db", r#".drop table t ingestion json mapping "m""#)
+            .unwrap();
+        assert_eq!(
+            c.execute("db", r#".drop table t ingestion json mapping "m""#)
+                .unwrap_err()
+                .code,
+            "BadRequest_MappingReferenceWasNotFound"
+        );
     }
 }

@@ -54,7 +54,9 @@ pub fn parse_rows(
     }
 }
 
-fn parse_json(format: Format, data: &str, columns: &[Column]) -> Result<Vec<Vec<Value>>, String> {
+/// The records of JSON data: one per line (`json`), or any sequence of objects and arrays of
+/// objects (`multijson`).
+pub fn json_records(format: Format, data: &str) -> Result<Vec<Value>, String> {
     let mut records = Vec::new();
     if format == Format::Json {
         for (i, line) in data.lines().enumerate() {
@@ -73,7 +75,11 @@ fn parse_json(format: Format, data: &str, columns: &[Column]) -> Result<Vec<Vec<
             }
         }
     }
-    records
+    Ok(records)
+}
+
+fn parse_json(format: Format, data: &str, columns: &[Column]) -> Result<Vec<Vec<Value>>, String> {
+    json_records(format, data)?
         .into_iter()
         .map(|record| match record {
             Value::Object(fields) => Ok(columns

@@ -7,8 +7,10 @@
 mod cluster;
 pub mod faults;
 pub mod formats;
+mod kql;
 pub mod listener;
-mod query;
+mod literal;
+mod mapping;
 mod responses;
 pub mod serve;
 pub mod tls;
@@ -405,7 +407,11 @@ async fn route(
         ["v2", "rest", "query"] => {
             let (db, csl) = command_body(&body)?;
             let result = state.cluster.lock().unwrap().query(&db, &csl)?;
-            Ok(responses::v2_frames(&result.columns, result.rows))
+            Ok(responses::v2_frames(
+                &result.columns,
+                result.rows,
+                result.visualization.as_deref(),
+            ))
         }
         ["v1", "rest", "ingest", database, table] => {
             let data = decode_ingest_body(

@@ -21,7 +21,15 @@ pub fn result_table(columns: &[Column], rows: Vec<Vec<Value>>) -> Value {
 
 /// The v2 response shape (`/v2/rest/query`): a list of frames, the result in a
 /// `PrimaryResult` data table between the data set's header and completion.
-pub fn v2_frames(columns: &[Column], rows: Vec<Vec<Value>>) -> Value {
+/// A `render` is told as Kusto tells it: a `Visualization` row in `@ExtendedProperties`.
+pub fn v2_frames(columns: &[Column], rows: Vec<Vec<Value>>, visualization: Option<&str>) -> Value {
+    let properties: Vec<Value> = visualization
+        .map(|kind| {
+            let value = json!({ "Visualization": kind, "Title": null, "XColumn": null,
+                                "Series": null, "YColumns": null });
+            vec![json!([1, "Visualization", value.to_string()])]
+        })
+        .unwrap_or_default();
     let columns: Vec<Value> = columns
         .iter()
         .map(|c| json!({ "ColumnName": c.name, "ColumnType": c.kusto_type.name() }))
@@ -36,7 +44,7 @@ pub fn v2_frames(columns: &[Column], rows: Vec<Vec<Value>>) -> Value {
               { "ColumnName": "Key", "ColumnType": "string" },
               { "ColumnName": "Value", "ColumnType": "dynamic" }
           ],
-          "Rows": [] },
+          "Rows": properties },
         { "FrameType": "DataTable", "TableId": 1, "TableKind": "PrimaryResult",
           "TableName": "PrimaryResult", "Columns": columns, "Rows": rows },
         { "FrameType": "DataSetCompletion", "HasErrors": false, "Cancelled": false }

@@ -9,6 +9,7 @@ mod deployment;
 mod emulator;
 mod identity;
 mod ingestion;
+mod kql_and_mappings;
 mod live_swap;
 mod memory;
 mod official_client;

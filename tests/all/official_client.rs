@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use dataflow_runtime::pipeline::{self, PipelineOptions};
-use dataflow_runtime::sources::{self, synthetic};
+use dataflow_runtime::sources::synthetic;
 use end_to_end_tests::{adx_runtime, python_with, LocalAdx, DATABASE};
 use serde_json::Value;
 
@@ -32,14 +31,8 @@ async fn the_official_python_client_reads_what_the_plugin_ingested() {
             ("batching.maxMessages", "500"),
         ],
     );
-    let mut sink = adx.open(&runtime, config).await;
-    let (sender, receiver) = sources::channel();
     let messages = 2000;
-    tokio::spawn(synthetic::generate(messages, sender));
-    let report = pipeline::run(&mut sink, receiver, &PipelineOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(report.ingested, messages);
+    adx.ingest_synthetic(&runtime, config, messages).await;
 
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/read_with_official_client.py");

@@ -47,10 +47,14 @@ pub fn python_with(name: &str, package: &str) -> std::path::PathBuf {
         .join("../target")
         .join(name);
     let python = dir.join("bin/python");
+    // The marker names the directory it was made in: a venv's scripts hold absolute paths,
+    // so one copied or moved elsewhere is made again.
     let marker = dir.join(format!("{package}.installed"));
-    if marker.exists() {
+    let made_here = dir.to_string_lossy().into_owned();
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(made_here.as_str()) {
         return python;
     }
+    let _ = std::fs::remove_dir_all(&dir);
     let status = Command::new("python3")
         .args(["-m", "venv"])
         .arg(&dir)
@@ -69,7 +73,7 @@ pub fn python_with(name: &str, package: &str) -> std::path::PathBuf {
         .status()
         .unwrap();
     assert!(status.success(), "pip install {package} failed");
-    std::fs::write(&marker, "").unwrap();
+    std::fs::write(&marker, &made_here).unwrap();
     python
 }
 
@@ -153,6 +157,25 @@ impl LocalAdx {
             )
             .await
             .unwrap()
+    }
+
+    /// Runs `messages` synthetic thermostat messages through the plugin configured with
+    /// `config`, in the host's pipeline, and says that every one was ingested.
+    pub async fn ingest_synthetic(
+        &self,
+        runtime: &PluginRuntime,
+        config: Vec<(String, String)>,
+        messages: u64,
+    ) {
+        use dataflow_runtime::pipeline::{self, PipelineOptions};
+        use dataflow_runtime::sources::{self, synthetic};
+        let mut sink = self.open(runtime, config).await;
+        let (sender, receiver) = sources::channel();
+        tokio::spawn(synthetic::generate(messages, sender));
+        let report = pipeline::run(&mut sink, receiver, &PipelineOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(report.ingested, messages);
     }
 
     /// Configuration for the ADX plugin against this endpoint.
