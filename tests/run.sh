@@ -40,6 +40,15 @@ if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq python3 python3-venv >/dev/null
 fi
 
+# The page test opens the local endpoint's page in Debian's Chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing chromium (the local endpoint's page in a headless browser)"
+  as_root=""
+  if [ "$(id -u)" != 0 ]; then as_root="sudo"; fi
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "== format"
 cargo fmt --all --check
 

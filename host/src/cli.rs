@@ -68,6 +68,9 @@ enum Command {
         /// Rows of the table to print at the end.
         #[arg(long, default_value_t = 5)]
         rows: usize,
+        /// Keep the local endpoint and its page up after the run, until interrupted.
+        #[arg(long)]
+        serve: bool,
     },
     /// Checks DataflowEndpoint, Dataflow and KustoTable YAML without running anything, and
     /// reports every problem at once.
@@ -159,6 +162,7 @@ async fn execute(command: Command) -> Result<()> {
             max_messages,
             latency_seconds,
             rows,
+            serve,
         } => {
             let options = DemoOptions {
                 messages,
@@ -170,7 +174,18 @@ async fn execute(command: Command) -> Result<()> {
                 ..DemoOptions::default()
             };
             let result = demo::run(&options).await?;
-            demo::print_and_check(&result)
+            demo::print_and_check(&result)?;
+            if serve {
+                println!(
+                    "serving {} until interrupted (Ctrl-C or SIGTERM)",
+                    result.emulator.url()
+                );
+                let mut stop = shutdown_on_signals()?;
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            } else {
+                println!("(the endpoint stops now; `demo --serve` keeps it and the page up)");
+            }
+            Ok(())
         }
         Command::Bench {
             quick,

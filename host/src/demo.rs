@@ -15,9 +15,12 @@ use dataflow_runtime::plugin::{Limits, PluginRuntime};
 use dataflow_runtime::progress::Progress;
 use dataflow_runtime::sources::{self, jsonl, synthetic};
 use dataflow_testkit::kusto_client::{KustoClient, ResultTable};
+use kusto_model::percent_encode;
 use local_adx::{Emulator, EmulatorOptions};
 
 pub const DEMO_TABLE: &str = "thermostat";
+/// What the page runs first: the temperature of each thermostat over the run, as a chart.
+const PAGE_QUERY: &str = "thermostat | summarize avg(CurrentTemperature) by assetName, bin(Timestamp, 1s) | render timechart";
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -51,6 +54,11 @@ pub struct DemoResult {
     pub first_rows: ResultTable,
     pub compile_time: Duration,
     pub instantiate_time: Duration,
+    /// The local endpoint the demo ran against, still up while this is held.
+    pub emulator: Emulator,
+    /// The endpoint's page, with its token and a first query in the address's fragment
+    /// (which a browser does not send).
+    pub page_url: String,
 }
 
 impl DemoResult {
@@ -141,12 +149,20 @@ pub async fn run(options: &DemoOptions) -> Result<DemoResult> {
     let first_rows = client
         .query(db, &format!("{DEMO_TABLE} | take {}", options.rows_to_show))
         .await?;
+    let page_url = format!(
+        "{}/#token={token}&db={}&query={}",
+        emulator.url(),
+        percent_encode(db),
+        percent_encode(PAGE_QUERY)
+    );
     Ok(DemoResult {
         report,
         rows_in_table,
         first_rows,
         compile_time: runtime.load_time,
         instantiate_time: sink.instantiate_time(),
+        emulator,
+        page_url,
     })
 }
 
@@ -166,6 +182,7 @@ pub fn print_and_check(result: &DemoResult) -> Result<()> {
         "\nfirst rows of {DEMO_TABLE}:\n{}",
         result.first_rows.render()
     );
+    println!("the table in a browser: {}", result.page_url);
     if let Some(failure) = &r.failure {
         bail!("the dataflow stopped: {failure}");
     }

@@ -88,6 +88,8 @@ pub struct RecordedRequest {
     pub content_encoding: Option<String>,
     pub body_bytes: usize,
     pub status: u16,
+    /// When it arrived, in Unix milliseconds.
+    pub at_unix_ms: u64,
 }
 
 struct Shared {
@@ -300,6 +302,81 @@ async fn inject(fault: FaultKind) -> Result<Option<Response<Full<Bytes>>>, Dropp
     Ok(Some(response))
 }
 
+/// The page at the endpoint's root: one file, its script and style inline, nothing fetched
+/// from elsewhere (the policy says so to the browser too).
+fn page() -> Response<Full<Bytes>> {
+    Response::builder()
+        .header("content-type", "text/html; charset=utf-8")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'",
+        )
+        .header("x-content-type-options", "nosniff")
+        .body(Full::new(Bytes::from_static(include_bytes!("page.html"))))
+        .expect("a valid response")
+}
+
+/// What the page shows besides query results: databases, tables with their schemas, row
+/// counts and mappings, the ingestion rate, and the last requests.
+fn overview(state: &Shared) -> Value {
+    const LAST_REQUESTS: usize = 20;
+    let now = now_nanos();
+    let recent_from = now.saturating_sub(10_000_000_000);
+    let cluster = state.cluster.lock().unwrap();
+    let mut total_rows = 0;
+    let mut recent_rows = 0;
+    let databases: Vec<Value> = cluster
+        .databases
+        .iter()
+        .map(|(name, db)| {
+            let tables: Vec<Value> = db
+                .tables
+                .iter()
+                .map(|(table_name, table)| {
+                    total_rows += table.rows.len();
+                    recent_rows += table
+                        .ingested_at
+                        .iter()
+                        .rev()
+                        .take_while(|&&t| t >= recent_from)
+                        .count();
+                    json!({
+                        "name": table_name,
+                        "rows": table.rows.len(),
+                        "columns": table.columns.iter()
+                            .map(|c| json!({ "name": c.name, "type": c.kusto_type.name() }))
+                            .collect::<Vec<_>>(),
+                        "mappings": table.mappings.keys()
+                            .map(|(kind, name)| format!("{name} ({})", kind.name()))
+                            .collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({ "name": name, "tables": tables })
+        })
+        .collect();
+    drop(cluster);
+    let requests: Vec<Value> = state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|r| r.path_and_query != "/local/overview")
+        .take(LAST_REQUESTS)
+        .map(|r| {
+            json!({ "method": r.method, "path": r.path_and_query, "status": r.status,
+                    "body_bytes": r.body_bytes, "at_unix_ms": r.at_unix_ms })
+        })
+        .collect();
+    json!({
+        "databases": databases,
+        "ingestion": { "rows": total_rows, "rows_per_second_last_10s": recent_rows as f64 / 10.0 },
+        "requests": requests,
+        "connections": state.connections.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
 fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
@@ -337,7 +414,13 @@ async fn handle(
         content_encoding: header("content-encoding"),
         body_bytes: 0,
         status: 0,
+        at_unix_ms: now_nanos() / 1_000_000,
     };
+    if request.method() == Method::GET && record.path_and_query == "/" {
+        record.status = 200;
+        state.record(record);
+        return Ok(page());
+    }
     if record.path_and_query.starts_with("/v1/rest/ingest/") {
         if let Some(fault) = state.faults.pick() {
             match inject(fault).await {
@@ -381,8 +464,9 @@ async fn route(
 ) -> Result<Value, KustoFailure> {
     let path = request.uri().path().to_string();
     let query = request.uri().query().unwrap_or_default().to_string();
-    if request.method() == Method::GET && path == "/" {
-        return Ok(json!({ "service": "local ADX-compatible endpoint" }));
+    if request.method() == Method::GET && path == "/local/overview" {
+        check_token(state, record.authorization.as_deref())?;
+        return Ok(overview(state));
     }
     if request.method() != Method::POST {
         return Err(KustoFailure::not_found(format!(

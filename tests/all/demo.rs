@@ -54,3 +54,57 @@ async fn the_demo_reports_bad_lines_by_file_and_line() {
         "{rejections:?}"
     );
 }
+
+/// `demo --serve`: the summary names the page's address (token and first query in its
+/// fragment); the endpoint stays up with the demo's rows until SIGINT, then exits cleanly.
+#[tokio::test]
+async fn the_demo_serves_its_page_until_interrupted() {
+    use end_to_end_tests::host_process::HostProcess;
+    let dir = std::env::temp_dir().join(format!("demo-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("demo.log");
+    let args: Vec<String> = ["demo", "--messages", "700", "--rows", "1", "--serve"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let host = HostProcess::start(&args, &log);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let page_url = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with("the table in a browser: "))
+        {
+            if text.contains("serving ") {
+                break line
+                    .trim_start_matches("the table in a browser: ")
+                    .to_string();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let (origin, fragment) = page_url.split_once("/#").unwrap();
+    let token = fragment
+        .split('&')
+        .find_map(|p| p.strip_prefix("token="))
+        .unwrap();
+    assert!(
+        fragment.contains("query=thermostat%20%7C%20summarize"),
+        "{fragment}"
+    );
+    let addr = origin.trim_start_matches("http://");
+    let (status, page) = end_to_end_tests::http_get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>Local ADX-compatible endpoint</title>"));
+    // The run is over, and its rows are still there to look at.
+    let client = dataflow_testkit::kusto_client::KustoClient::new(origin, token);
+    let count = client
+        .query("telemetry", "thermostat | count")
+        .await
+        .unwrap();
+    assert_eq!(count.rows[0][0], 700);
+    host.signal("INT");
+    let status = host.wait(std::time::Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}");
+}

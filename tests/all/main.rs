@@ -14,6 +14,7 @@ mod live_swap;
 mod memory;
 mod official_client;
 mod outbound_policy;
+mod page;
 mod plugin_inspect;
 mod plugin_limits;
 mod plugin_restart;
