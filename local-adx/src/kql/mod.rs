@@ -92,11 +92,8 @@ pub fn run<'a>(
             .collect(),
     };
     let mut visualization = None;
+    let context = Context { now };
     for (word, operator) in &query.operators {
-        let context = Context {
-            now,
-            operator: word,
-        };
         frame = apply(frame, operator, &context, &mut visualization)
             .map_err(|e| semantic(format!("'{word}' operator: {e}")))?;
     }
@@ -123,10 +120,9 @@ fn semantic(message: String) -> KustoFailure {
     KustoFailure::bad_request("General_BadRequest", format!("Semantic error: {message}"))
 }
 
-struct Context<'a> {
+/// What every expression of a query sees alike: `now()` is one instant per query.
+struct Context {
     now: i64,
-    #[allow(dead_code)]
-    operator: &'a str,
 }
 
 fn apply(

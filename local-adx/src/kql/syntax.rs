@@ -506,7 +506,6 @@ impl Parser {
     }
 
     fn primary(&mut self) -> Result<Expr, String> {
-        let position = self.position();
         match self.next() {
             Some(Token::Long(v)) => Ok(Expr::Literal(Scalar::Long(v))),
             Some(Token::Real(v)) => Ok(Expr::Literal(Scalar::Real(v))),
@@ -542,7 +541,6 @@ impl Parser {
             }
             _ => {
                 self.at -= 1;
-                let _ = position;
                 Err(self.expected("a value, a column or a function"))
             }
         }
