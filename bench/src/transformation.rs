@@ -41,7 +41,7 @@ fn message(index: u64) -> SourceMessage {
     SourceMessage {
         topic: format!("factory/line{}/thermostat", index % 4),
         payload: documented::thermostat_payload(index),
-        origin: format!("generator:{index}"),
+        origin: format!("generator:{index}").into(),
         ..SourceMessage::default()
     }
 }

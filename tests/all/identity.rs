@@ -67,7 +67,7 @@ fn paced_source(count: u64, per_second: u64) -> sources::SourceReceiver {
             if sender
                 .send(SourceMessage {
                     payload,
-                    origin: format!("m{n}"),
+                    origin: format!("m{n}").into(),
                     ..Default::default()
                 })
                 .await

@@ -189,7 +189,7 @@ async fn a_batch_waiting_for_its_latency_is_sent_without_more_messages() {
         sender
             .send(SourceMessage {
                 payload,
-                origin: format!("m{n}"),
+                origin: format!("m{n}").into(),
                 ..Default::default()
             })
             .await

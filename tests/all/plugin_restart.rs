@@ -72,7 +72,7 @@ fn numbered_messages(count: u64, every: Duration) -> sources::SourceReceiver {
             let message = SourceMessage {
                 topic: "t".into(),
                 payload: format!(r#"{{"n": {n}}}"#).into_bytes(),
-                origin: format!("m{n}"),
+                origin: format!("m{n}").into(),
                 ..Default::default()
             };
             sender.send(message).await.unwrap();

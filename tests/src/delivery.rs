@@ -29,6 +29,9 @@ pub struct ScenarioOptions {
     pub broker_logs_packets: bool,
     /// The table (its first column is the message number `n`).
     pub create_table: String,
+    /// The table's `MqttTopic` column is the message's topic (a `columns` entry of its
+    /// KustoTable resource); without it, `create_table` has no such column.
+    pub topic_column: bool,
     /// A `builtInTransformationSettings` block (its keys at column 0) for the dataflow.
     pub transformation: Option<String>,
     /// The dataflow's profile: `None` for `default`, else a DataflowProfile with this
@@ -50,6 +53,7 @@ impl Default for ScenarioOptions {
             filter: "readings/#".into(),
             broker_logs_packets: false,
             create_table: CREATE_TABLE.into(),
+            topic_column: true,
             transformation: None,
             instance_count: None,
             security: Security::Plain,
@@ -128,10 +132,7 @@ metadata:
   name: {TABLE}
 spec:
   schema: "{create_table}"
-  columns:
-    - name: MqttTopic
-      source: $metadata.topic
-{profile_resource}"#,
+{topic_column}{profile_resource}"#,
             profile = if options.instance_count.is_some() { "scaled" } else { "default" },
             profile_resource = options.instance_count.map_or(String::new(), |count| format!(
                 "---\napiVersion: connectivity.iotoperations.azure.com/v1\nkind: DataflowProfile\nmetadata:\n  name: scaled\nspec:\n  instanceCount: {count}\n"
@@ -145,6 +146,10 @@ spec:
             inflight = options.max_inflight_messages,
             filter = options.filter,
             create_table = options.create_table,
+            topic_column = match options.topic_column {
+                true => "  columns:\n    - name: MqttTopic\n      source: $metadata.topic\n",
+                false => "",
+            },
         );
         std::fs::write(dir.join("config/dataflow.yaml"), config).unwrap();
         Self {

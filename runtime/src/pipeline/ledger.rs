@@ -1,28 +1,233 @@
 //! Every message between the source and its settlement: in arrival order, so that sources
 //! hear of settled messages in the order they delivered them (MQTT acknowledges in order).
+//!
+//! A message in flight is kept until it is settled (a rejected one goes to the dead-letter
+//! sink whole, an unsettled one to a fresh plugin instance). The ledger keeps them compactly:
+//! the messages admitted together share one arena of bytes (topic, payload, content type,
+//! properties, origin, back to back), with a small fixed-size entry each, and an arena is
+//! freed as soon as all its messages are released. That is one allocation per chunk instead
+//! of five or more per message, and no allocator overhead per field.
 
 use std::collections::VecDeque;
 
 use crate::dead_letter::DeadLetter;
 use crate::plugin::{Message, Outcome};
+use crate::sources::Origin;
 
 use super::PipelineReport;
 
 /// Kept rejection details; beyond this only the count grows.
 const MAX_KEPT_REJECTIONS: usize = 1000;
 
+/// A field's bytes in its chunk's arena. Chunks stay under 4 GiB before their last
+/// message's payload (`Chunk::fits`), so the fields written before it are addressable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// One message's place in its chunk: a fixed-size entry. The topic and the content type are
+/// written once for a run of messages that share them (a file's lines share both; a
+/// broker's messages often repeat their topic).
 struct Entry {
-    /// Kept until settled: a rejected message goes to the dead-letter sink whole.
-    message: Option<Message>,
+    topic: Span,
+    content_type: Option<Span>,
+    /// Where the payload starts; the properties follow it, each as two length-prefixed
+    /// strings (`u32`, little endian).
+    start: usize,
+    payload: usize,
+    properties: usize,
+    origin: KeptOrigin,
+    timestamp_nanos: u64,
+    receipt: u64,
+    has_receipt: bool,
+    settled: bool,
+}
+
+/// A message's origin as its entry keeps it: a line of the chunk's source in 16 bytes
+/// rather than the 32 of an `Origin`.
+enum KeptOrigin {
+    Line(u64),
+    Mqtt,
+    Other(Box<Origin>),
+}
+
+/// The messages of one `admit` (or of part of one, past 4 GiB), with consecutive sequence
+/// numbers from `first_sequence`.
+struct Chunk {
+    first_sequence: u64,
+    /// The source of the first `Origin::Line`: the lines of the chunk's messages.
+    lines_of: Option<std::sync::Arc<str>>,
+    arena: Vec<u8>,
+    entries: Vec<Entry>,
+    /// Entries at the front already released to the source.
+    released: usize,
+}
+
+/// What the ledger gives back of a message: a copy, rebuilt from the arena.
+struct Kept {
+    message: Message,
     origin: String,
-    receipt: Option<u64>,
+}
+
+/// The bytes of `m` that are its own in an arena (the topic and the content type at most).
+fn own_bytes(m: &Message) -> usize {
+    m.topic.len()
+        + m.payload.len()
+        + m.content_type.as_ref().map_or(0, String::len)
+        + properties_len(&m.user_properties)
+}
+
+impl Chunk {
+    fn new(first_sequence: u64, bytes: usize, messages: usize) -> Self {
+        Self {
+            first_sequence,
+            lines_of: None,
+            arena: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(messages),
+            released: 0,
+        }
+    }
+
+    /// Whether `m` can join this chunk with every span before its payload addressable.
+    fn fits(&self, m: &Message) -> bool {
+        let before_payload =
+            self.arena.len() + m.topic.len() + m.content_type.as_ref().map_or(0, String::len);
+        self.entries.is_empty() || before_payload <= u32::MAX as usize
+    }
+
+    /// The span of `text` in the arena: the one of `previous` if it holds the same bytes,
+    /// else `text` appended.
+    fn text(&mut self, previous: Option<Span>, text: &str) -> Span {
+        if let Some(span) = previous.filter(|s| self.bytes(*s) == text.as_bytes()) {
+            return span;
+        }
+        let span = Span {
+            start: self.arena.len() as u32,
+            len: text.len() as u32,
+        };
+        self.arena.extend_from_slice(text.as_bytes());
+        span
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        &self.arena[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    fn push(&mut self, m: &Message, origin: &Origin, receipt: Option<u64>) {
+        let previous = self.entries.last();
+        let (topic, content_type) = (
+            previous.map(|e| e.topic),
+            previous.and_then(|e| e.content_type),
+        );
+        let topic = self.text(topic, &m.topic);
+        let content_type = m
+            .content_type
+            .as_deref()
+            .map(|c| self.text(content_type, c));
+        let start = self.arena.len();
+        self.arena.extend_from_slice(&m.payload);
+        for (name, value) in &m.user_properties {
+            for text in [name, value] {
+                self.arena
+                    .extend_from_slice(&(text.len() as u32).to_le_bytes());
+                self.arena.extend_from_slice(text.as_bytes());
+            }
+        }
+        let origin = self.keep(origin);
+        self.entries.push(Entry {
+            topic,
+            content_type,
+            start,
+            payload: m.payload.len(),
+            properties: properties_len(&m.user_properties),
+            origin,
+            timestamp_nanos: m.timestamp_nanos,
+            receipt: receipt.unwrap_or_default(),
+            has_receipt: receipt.is_some(),
+            settled: false,
+        });
+    }
+
+    fn keep(&mut self, origin: &Origin) -> KeptOrigin {
+        match origin {
+            Origin::Line { source, line } => {
+                let lines_of = self.lines_of.get_or_insert_with(|| source.clone());
+                match std::sync::Arc::ptr_eq(lines_of, source) || **lines_of == **source {
+                    true => KeptOrigin::Line(*line),
+                    false => KeptOrigin::Other(Box::new(origin.clone())),
+                }
+            }
+            Origin::Mqtt => KeptOrigin::Mqtt,
+            Origin::Text(_) => KeptOrigin::Other(Box::new(origin.clone())),
+        }
+    }
+
+    fn origin(&self, kept: &KeptOrigin) -> Origin {
+        match kept {
+            KeptOrigin::Line(line) => Origin::Line {
+                source: self.lines_of.clone().expect("set with the first line"),
+                line: *line,
+            },
+            KeptOrigin::Mqtt => Origin::Mqtt,
+            KeptOrigin::Other(origin) => (**origin).clone(),
+        }
+    }
+
+    fn end_sequence(&self) -> u64 {
+        self.first_sequence + self.entries.len() as u64
+    }
+
+    /// The message at `index`, copied out of the arena.
+    fn kept(&self, index: usize) -> Kept {
+        let e = &self.entries[index];
+        // Every text field was a `String` when it was admitted.
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let topic = text(self.bytes(e.topic));
+        let payload = self.arena[e.start..e.start + e.payload].to_vec();
+        let content_type = e.content_type.map(|span| text(self.bytes(span)));
+        let from = e.start + e.payload;
+        let mut properties = &self.arena[from..from + e.properties];
+        let mut user_properties = Vec::new();
+        while !properties.is_empty() {
+            let mut field = || {
+                let len = u32::from_le_bytes(properties[..4].try_into().expect("4 bytes")) as usize;
+                let value = text(&properties[4..4 + len]);
+                properties = &properties[4 + len..];
+                value
+            };
+            let name = field();
+            user_properties.push((name, field()));
+        }
+        let origin = self.origin(&e.origin).describe(&topic);
+        Kept {
+            message: Message {
+                sequence: self.first_sequence + index as u64,
+                topic,
+                payload,
+                content_type,
+                user_properties,
+                timestamp_nanos: e.timestamp_nanos,
+            },
+            origin,
+        }
+    }
+}
+
+fn properties_len(properties: &[(String, String)]) -> usize {
+    properties
+        .iter()
+        .map(|(name, value)| 8 + name.len() + value.len())
+        .sum()
 }
 
 #[derive(Default)]
 pub struct Ledger {
-    /// Entries by sequence number, starting at `first_sequence`.
-    entries: VecDeque<Entry>,
-    first_sequence: u64,
+    /// Chunks in sequence order, each starting where the one before ends.
+    chunks: VecDeque<Chunk>,
+    next_sequence: u64,
+    in_flight: usize,
     unsettled: usize,
     pub report: PipelineReport,
 }
@@ -30,47 +235,79 @@ pub struct Ledger {
 impl Ledger {
     pub fn new() -> Self {
         Self {
-            first_sequence: 1,
+            next_sequence: 1,
             ..Self::default()
         }
     }
 
     /// The sequence number the next admitted message gets.
     pub fn next_sequence(&self) -> u64 {
-        self.first_sequence + self.entries.len() as u64
+        self.next_sequence
     }
 
     /// Messages admitted and not yet released to the source (settled or not).
     pub fn in_flight(&self) -> usize {
-        self.entries.len()
+        self.in_flight
     }
 
     pub fn unsettled(&self) -> usize {
         self.unsettled
     }
 
+    /// Bytes the ledger holds for its messages: their arenas and entries.
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| c.arena.capacity() + c.entries.capacity() * std::mem::size_of::<Entry>())
+            .sum()
+    }
+
     /// Copies of the messages not yet settled, in order: what a fresh plugin instance gets.
     pub fn unsettled_messages(&self) -> Vec<Message> {
-        self.entries
+        self.chunks
             .iter()
-            .filter_map(|e| e.message.clone())
+            .flat_map(|chunk| {
+                (chunk.released..chunk.entries.len())
+                    .filter(|&i| !chunk.entries[i].settled)
+                    .map(|i| chunk.kept(i).message)
+            })
             .collect()
     }
 
     /// Records messages handed to the plugin; they must carry the next sequence numbers.
     /// `sources` holds each message's origin and receipt.
-    pub fn admit(&mut self, messages: Vec<Message>, sources: Vec<(String, Option<u64>)>) {
-        for (message, (origin, receipt)) in messages.into_iter().zip(sources) {
-            debug_assert_eq!(message.sequence, self.next_sequence());
-            self.entries.push_back(Entry {
-                message: Some(message),
-                origin,
-                receipt,
-            });
-            self.unsettled += 1;
-            self.report.messages_in += 1;
+    pub fn admit(&mut self, messages: &[Message], sources: &[(Origin, Option<u64>)]) {
+        debug_assert_eq!(messages.len(), sources.len());
+        debug_assert!(messages
+            .iter()
+            .zip(self.next_sequence..)
+            .all(|(m, s)| m.sequence == s));
+        if messages.is_empty() {
+            return;
         }
+        let bytes: usize = messages.iter().map(own_bytes).sum();
+        let mut chunk = Chunk::new(self.next_sequence, bytes, messages.len());
+        for (m, (origin, receipt)) in messages.iter().zip(sources) {
+            if !chunk.fits(m) {
+                let next = Chunk::new(chunk.end_sequence(), 0, 0);
+                self.push_chunk(std::mem::replace(&mut chunk, next));
+            }
+            chunk.push(m, origin, *receipt);
+        }
+        self.push_chunk(chunk);
         self.report.peak_in_flight = self.report.peak_in_flight.max(self.unsettled as u64);
+    }
+
+    fn push_chunk(&mut self, mut chunk: Chunk) {
+        // Shared topics and content types leave part of the estimate unused.
+        chunk.arena.shrink_to_fit();
+        let count = chunk.entries.len();
+        self.next_sequence = chunk.end_sequence();
+        self.chunks.push_back(chunk);
+        self.in_flight += count;
+        self.unsettled += count;
+        self.report.messages_in += count as u64;
     }
 
     /// Marks messages a filter rule dropped: settled, without a row or a dead letter.
@@ -82,12 +319,21 @@ impl Ledger {
         }
     }
 
-    fn settle(&mut self, sequence: u64) -> Option<(Message, String)> {
-        let index = sequence.checked_sub(self.first_sequence)? as usize;
-        let entry = self.entries.get_mut(index)?;
-        let message = entry.message.take()?;
+    /// Marks a message settled; its chunk and index, or `None` if it is unknown or was
+    /// settled already.
+    fn settle(&mut self, sequence: u64) -> Option<(usize, usize)> {
+        let chunk = self
+            .chunks
+            .partition_point(|c| c.end_sequence() <= sequence);
+        let c = self.chunks.get_mut(chunk)?;
+        let index = sequence.checked_sub(c.first_sequence)? as usize;
+        let entry = c.entries.get_mut(index)?;
+        if entry.settled || index < c.released {
+            return None;
+        }
+        entry.settled = true;
         self.unsettled -= 1;
-        Some((message, entry.origin.clone()))
+        Some((chunk, index))
     }
 
     /// Marks the outcome's messages settled; returns the rejected ones for the dead-letter
@@ -100,7 +346,8 @@ impl Ledger {
         }
         let mut letters = Vec::new();
         for rejection in &outcome.rejected {
-            if let Some((message, origin)) = self.settle(rejection.sequence) {
+            if let Some((chunk, index)) = self.settle(rejection.sequence) {
+                let Kept { message, origin } = self.chunks[chunk].kept(index);
                 self.report.rejected += 1;
                 if self.report.rejections.len() < MAX_KEPT_REJECTIONS {
                     self.report
@@ -118,13 +365,22 @@ impl Ledger {
         letters
     }
 
-    /// Removes the settled messages at the front and returns their receipts, in order.
+    /// Removes the settled messages at the front and returns their receipts, in order. A
+    /// chunk's arena is freed once all its messages are released.
     pub fn release(&mut self) -> Vec<u64> {
         let mut receipts = Vec::new();
-        while self.entries.front().is_some_and(|e| e.message.is_none()) {
-            let entry = self.entries.pop_front().expect("front exists");
-            self.first_sequence += 1;
-            receipts.extend(entry.receipt);
+        while let Some(chunk) = self.chunks.front_mut() {
+            while let Some(entry) = chunk.entries.get(chunk.released).filter(|e| e.settled) {
+                if entry.has_receipt {
+                    receipts.push(entry.receipt);
+                }
+                chunk.released += 1;
+                self.in_flight -= 1;
+            }
+            if chunk.released < chunk.entries.len() {
+                break;
+            }
+            self.chunks.pop_front();
         }
         receipts
     }
@@ -133,24 +389,34 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::Rejection;
+    use crate::plugin::{Rejection, RejectionKind};
+
+    fn message(sequence: u64) -> Message {
+        Message {
+            sequence,
+            topic: "t".into(),
+            payload: vec![],
+            content_type: None,
+            user_properties: vec![],
+            timestamp_nanos: 0,
+        }
+    }
 
     fn admit(ledger: &mut Ledger, count: u64) {
-        let (messages, sources) = (0..count)
-            .map(|i| {
-                let sequence = ledger.next_sequence() + i;
-                let message = Message {
-                    sequence,
-                    topic: "t".into(),
-                    payload: vec![],
-                    content_type: None,
-                    user_properties: vec![],
-                    timestamp_nanos: 0,
-                };
-                (message, (format!("m{sequence}"), Some(100 + sequence)))
-            })
-            .unzip();
-        ledger.admit(messages, sources);
+        let first = ledger.next_sequence();
+        let messages: Vec<Message> = (first..first + count).map(message).collect();
+        let sources: Vec<(Origin, Option<u64>)> = (first..first + count)
+            .map(|sequence| (Origin::Text(format!("m{sequence}")), Some(100 + sequence)))
+            .collect();
+        ledger.admit(&messages, &sources);
+    }
+
+    fn ingested(sequences: Vec<u64>) -> Outcome {
+        Outcome {
+            ingested: sequences,
+            rejected: vec![],
+            failure: None,
+        }
     }
 
     #[test]
@@ -161,7 +427,7 @@ mod tests {
             ingested: vec![2, 4],
             rejected: vec![Rejection {
                 sequence: 3,
-                kind: crate::plugin::RejectionKind::Payload,
+                kind: RejectionKind::Payload,
                 reason: "bad".into(),
             }],
             failure: None,
@@ -173,14 +439,139 @@ mod tests {
         );
         assert_eq!(ledger.release(), Vec::<u64>::new(), "1 is not settled yet");
         assert_eq!((ledger.in_flight(), ledger.unsettled()), (4, 1));
-        ledger.record(&Outcome {
-            ingested: vec![1, 1, 99],
-            rejected: vec![],
-            failure: None,
-        });
+        ledger.record(&ingested(vec![1, 1, 99]));
         assert_eq!(ledger.release(), vec![101, 102, 103, 104]);
         assert_eq!((ledger.in_flight(), ledger.next_sequence()), (0, 5));
         let r = &ledger.report;
         assert_eq!((r.messages_in, r.ingested, r.rejected), (4, 3, 1));
+    }
+
+    #[test]
+    fn a_kept_message_comes_back_exactly_as_it_was_admitted() {
+        let mut ledger = Ledger::new();
+        let messages = vec![
+            Message {
+                sequence: 1,
+                topic: "factory/line1/thermostat-01".into(),
+                payload: vec![0xff, 0, b'{', 0xc3],
+                content_type: Some(String::new()),
+                user_properties: vec![
+                    ("device".into(), "ü-1".into()),
+                    (String::new(), String::new()),
+                ],
+                timestamp_nanos: 1_764_325_230_000_000_007,
+            },
+            Message {
+                sequence: 2,
+                topic: String::new(),
+                payload: b"{\"n\":2}".to_vec(),
+                content_type: None,
+                user_properties: vec![("a".into(), "b".repeat(300))],
+                timestamp_nanos: 2,
+            },
+            Message {
+                sequence: 3,
+                content_type: Some("application/json".into()),
+                ..message(3)
+            },
+        ];
+        let sources = vec![
+            (
+                Origin::Line {
+                    source: "input.jsonl".into(),
+                    line: 1,
+                },
+                Some(7),
+            ),
+            (Origin::Text(String::new()), None),
+            (Origin::Mqtt, Some(9)),
+        ];
+        let origins = ["input.jsonl:1", "", "mqtt t"];
+        ledger.admit(&messages, &sources);
+        let replayed = ledger.unsettled_messages();
+        assert_eq!(format!("{replayed:?}"), format!("{messages:?}"));
+        let letters = ledger.record(&Outcome {
+            ingested: vec![],
+            rejected: [2, 1, 3]
+                .map(|sequence| Rejection {
+                    sequence,
+                    kind: RejectionKind::Payload,
+                    reason: format!("r{sequence}"),
+                })
+                .to_vec(),
+            failure: None,
+        });
+        let by_sequence = |s: u64| letters.iter().find(|l| l.message.sequence == s).unwrap();
+        for (m, origin) in messages.iter().zip(origins) {
+            let letter = by_sequence(m.sequence);
+            assert_eq!(format!("{:?}", letter.message), format!("{m:?}"));
+            assert_eq!(letter.origin, origin);
+        }
+        assert_eq!(ledger.release(), vec![7, 9]);
+    }
+
+    #[test]
+    fn a_chunk_is_freed_once_all_its_messages_are_released_and_not_before() {
+        let mut ledger = Ledger::new();
+        admit(&mut ledger, 1000);
+        admit(&mut ledger, 1000);
+        let both = ledger.held_bytes();
+        // Everything of the second chunk settles first, and all but one of the first.
+        ledger.record(&ingested((2..=2000).collect()));
+        assert!(ledger.release().is_empty());
+        assert_eq!((ledger.held_bytes(), ledger.in_flight()), (both, 2000));
+        ledger.record(&ingested(vec![1]));
+        assert_eq!(ledger.release(), (101..2101).collect::<Vec<u64>>());
+        assert_eq!((ledger.held_bytes(), ledger.in_flight()), (0, 0));
+
+        // Released part way: the chunk stays until its last message goes.
+        admit(&mut ledger, 1000);
+        let one = ledger.held_bytes();
+        ledger.record(&ingested((2001..2500).collect()));
+        assert_eq!(ledger.release().len(), 499);
+        assert_eq!((ledger.held_bytes(), ledger.in_flight()), (one, 501));
+        assert_eq!(ledger.unsettled_messages().len(), 501);
+        // A message released already is not settled again.
+        ledger.record(&ingested(vec![2001]));
+        assert_eq!(ledger.report.ingested, 2499);
+    }
+
+    #[test]
+    fn a_message_in_flight_costs_its_payload_and_a_small_entry() {
+        let mut ledger = Ledger::new();
+        let messages: Vec<Message> = (1..=1000)
+            .map(|sequence| Message {
+                payload: vec![b'x'; 190],
+                topic: format!("readings/site{}", sequence / 400),
+                content_type: Some("application/json".into()),
+                user_properties: vec![("k".into(), "v".into())],
+                ..message(sequence)
+            })
+            .collect();
+        let source: std::sync::Arc<str> = "input.jsonl".into();
+        let sources: Vec<(Origin, Option<u64>)> = (1..=1000)
+            .map(|line| {
+                (
+                    Origin::Line {
+                        source: source.clone(),
+                        line,
+                    },
+                    None,
+                )
+            })
+            .collect();
+        ledger.admit(&messages, &sources);
+        // Three runs of one topic: each topic kept once per run, the content type once.
+        let shared = 3 * "readings/site0".len() + "application/json".len();
+        let fields = 1000 * (190 + 10);
+        let entries = 1000 * std::mem::size_of::<Entry>();
+        assert_eq!(ledger.held_bytes(), shared + fields + entries);
+        assert!(
+            std::mem::size_of::<Entry>() <= 80,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+        let replayed = ledger.unsettled_messages();
+        assert_eq!(format!("{replayed:?}"), format!("{messages:?}"));
     }
 }

@@ -22,7 +22,7 @@ use crate::plugin::{
     Statistics,
 };
 use crate::sources::mqtt::MqttTotals;
-use crate::sources::{Acknowledger, SourceReceiver};
+use crate::sources::{Acknowledger, Origin, SourceReceiver};
 use ledger::Ledger;
 pub use retry::{RetryPolicy, Shutdown, Waited};
 pub use transform::TransformStage;
@@ -34,6 +34,7 @@ pub struct PipelineOptions {
     /// Messages taken from the source and not yet released back to it. At this bound the
     /// pipeline stops reading and flushes: the source (the broker) holds the rest.
     pub max_in_flight: usize,
+
     /// Backoff for transient failures.
     pub retry: RetryPolicy,
     /// Probing interval while the endpoint is paused by a permanent error.
@@ -125,6 +126,8 @@ pub struct PipelineReport {
     pub failure: Option<String>,
     /// Statistics of the last plugin instance.
     pub statistics: Option<Statistics>,
+    /// The largest linear memory the last plugin instance grew to, in bytes.
+    pub plugin_peak_memory: usize,
     /// Live swaps: sinks that took over from a closed one.
     pub plugin_swaps: u32,
     /// Fresh instances that replaced failed ones, and the first failures' causes.
@@ -161,6 +164,10 @@ impl PipelineReport {
                 "bytes after gzip   {:.2} MB ({:.1}x smaller)",
                 mb(stats.bytes_sent),
                 stats.bytes_encoded as f64 / stats.bytes_sent.max(1) as f64
+            ));
+            lines.push(format!(
+                "plugin memory      {:.1} MB (its largest linear memory)",
+                mb(self.plugin_peak_memory as u64)
             ));
         }
         if let Some(mqtt) = &self.mqtt {
@@ -278,7 +285,7 @@ pub async fn run_with(
                     break None;
                 }
                 let first = run.ledger.next_sequence();
-                let (messages, sources): (Vec<Message>, Vec<(String, Option<u64>)>) = buffer
+                let (messages, sources): (Vec<Message>, Vec<(Origin, Option<u64>)>) = buffer
                     .drain(..)
                     .zip(first..)
                     .map(|(m, sequence)| {
@@ -298,7 +305,7 @@ pub async fn run_with(
                 }
                 let accepted = if screened.is_empty() && filtered.is_empty() {
                     let accepted = sink.accept(&messages).await;
-                    run.ledger.admit(messages, sources);
+                    run.ledger.admit(&messages, &sources);
                     accepted
                 } else {
                     let settled: std::collections::HashSet<u64> = screened
@@ -306,13 +313,9 @@ pub async fn run_with(
                         .map(|r| r.sequence)
                         .chain(filtered.iter().copied())
                         .collect();
-                    let fit: Vec<Message> = messages
-                        .iter()
-                        .filter(|m| !settled.contains(&m.sequence))
-                        .cloned()
-                        .collect();
-                    run.ledger.admit(messages, sources);
+                    run.ledger.admit(&messages, &sources);
                     run.ledger.filter_out(&filtered);
+                    messages.retain(|m| !settled.contains(&m.sequence));
                     if let Some(metrics) = &run.metrics {
                         metrics.filtered.set(run.ledger.report.filtered);
                     }
@@ -322,7 +325,7 @@ pub async fn run_with(
                         failure: None,
                     })
                     .await?;
-                    sink.accept(&fit).await
+                    sink.accept(&messages).await
                 };
                 match accepted {
                     Ok(outcome) => outcome,
@@ -366,6 +369,7 @@ pub async fn run_with(
     report.failure = stopped;
     report.unacknowledged = run.ledger.unsettled() as u64;
     report.statistics = sink.statistics().await.ok();
+    report.plugin_peak_memory = sink.peak_memory_bytes();
     report.plugin_restarts = sink.restarts;
     report.plugin_swaps = swapped;
     report.elapsed = started.elapsed();

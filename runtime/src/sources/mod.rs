@@ -5,6 +5,8 @@ pub mod jsonl;
 pub mod mqtt;
 pub mod synthetic;
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
 use crate::plugin::Message;
@@ -17,11 +19,50 @@ pub struct SourceMessage {
     pub content_type: Option<String>,
     pub user_properties: Vec<(String, String)>,
     pub timestamp_nanos: u64,
-    /// Where it came from, for error reports (`input.jsonl:12`, `generator:5`).
-    pub origin: String,
+    /// Where it came from, for error reports and dead letters.
+    pub origin: Origin,
     /// What the source needs to acknowledge this message (an MQTT packet id); none for
     /// sources that take no acknowledgements.
     pub receipt: Option<u64>,
+}
+
+/// Where a message came from, as the dead-letter sink and the report name it
+/// (`input.jsonl:12`, `mqtt factory/line1`, `generator:5`). Kept for every message in flight,
+/// so it is cheap to make and to keep: a line of a file shares the file's name, and a message
+/// from a broker is named by its topic, which it carries anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Line `line` of `source`.
+    Line {
+        source: Arc<str>,
+        line: u64,
+    },
+    /// Received from the MQTT broker, on the message's topic.
+    Mqtt,
+    Text(String),
+}
+
+impl Origin {
+    /// The origin in words; `topic` is the message's own.
+    pub fn describe(&self, topic: &str) -> String {
+        match self {
+            Self::Line { source, line } => format!("{source}:{line}"),
+            Self::Mqtt => format!("mqtt {topic}"),
+            Self::Text(text) => text.clone(),
+        }
+    }
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Self::Text(String::new())
+    }
+}
+
+impl From<String> for Origin {
+    fn from(text: String) -> Self {
+        Self::Text(text)
+    }
 }
 
 /// A source that wants to hear when its messages are settled (ingested, or dead-lettered
@@ -33,7 +74,7 @@ pub trait Acknowledger: Send {
 impl SourceMessage {
     /// The message as a plugin receives it, with its host-assigned sequence number, and
     /// where it came from.
-    pub fn into_plugin_message(self, sequence: u64) -> (Message, String) {
+    pub fn into_plugin_message(self, sequence: u64) -> (Message, Origin) {
         let message = Message {
             sequence,
             topic: self.topic,
@@ -77,8 +118,10 @@ impl SourceReceiver {
     }
 }
 
-/// Messages a source may have in flight before it waits for the pipeline.
-pub const CHANNEL_CAPACITY: usize = 10_000;
+/// Messages a source may have in flight before it waits for the pipeline: two of the
+/// pipeline's chunks (`feed_chunk`), so that the next is read while one is handed over.
+/// Each is held whole until the pipeline takes it.
+pub const CHANNEL_CAPACITY: usize = 2_000;
 
 pub fn channel() -> (SourceSender, SourceReceiver) {
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);

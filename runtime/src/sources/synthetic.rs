@@ -1,12 +1,20 @@
 //! A synthetic thermostat fleet: the sample data of the ADX endpoint documentation, with
 //! sub-second timestamps. Deterministic for a given message index.
 
-use super::{now_nanos, SourceMessage, SourceSender};
+use std::sync::{Arc, OnceLock};
+
+use super::{now_nanos, Origin, SourceMessage, SourceSender};
 use kusto_model::datetime::DateTime;
 
 pub const THERMOSTAT_TABLE: &str = ".create table thermostat (externalAssetId: string, assetName: string, CurrentTemperature: real, Pressure: real, MqttTopic: string, Timestamp: datetime)";
 
 const DEVICES: u64 = 16;
+
+/// The source name of generated messages, made once.
+fn generator() -> &'static Arc<str> {
+    static NAME: OnceLock<Arc<str>> = OnceLock::new();
+    NAME.get_or_init(|| Arc::from("generator"))
+}
 
 /// The `index`-th message of the fleet.
 pub fn thermostat_message(index: u64, base_time_nanos: u64) -> SourceMessage {
@@ -28,7 +36,10 @@ pub fn thermostat_message(index: u64, base_time_nanos: u64) -> SourceMessage {
         content_type: Some("application/json".into()),
         user_properties: vec![("device".into(), format!("thermostat-{device:02}"))],
         timestamp_nanos: base_time_nanos + index * 1_000_300,
-        origin: format!("generator:{index}"),
+        origin: Origin::Line {
+            source: Arc::clone(generator()),
+            line: index,
+        },
         receipt: None,
     }
 }

@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{now_nanos, Acknowledger, SourceMessage};
+use super::{now_nanos, Acknowledger, Origin, SourceMessage};
 use crate::config::MqttEndpoint;
 
 /// The largest packet MQTT can carry (its variable-length size field), advertised as the
@@ -579,7 +579,7 @@ fn source_message(
     user_properties: Vec<(String, String)>,
 ) -> SourceMessage {
     SourceMessage {
-        origin: format!("mqtt {topic}"),
+        origin: Origin::Mqtt,
         topic,
         payload: payload.to_vec(),
         content_type,
