@@ -19,6 +19,15 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq mosquitto >/dev/null
 fi
 
+# The benchmark's backlog row publishes with mosquitto_pub and drains with mosquitto_sub.
+if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+  echo "== installing mosquitto-clients (the broker's own clients, for the benchmark's backlog row)"
+  as_root=""
+  if [ "$(id -u)" != 0 ]; then as_root="sudo"; fi
+  $as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq mosquitto-clients >/dev/null
+fi
+
 # The broker-security tests build a mosquitto auth plugin (service account tokens) against
 # mosquitto's plugin headers (mosquitto-dev) and the client header they include
 # (mosquitto.h, from libmosquitto-dev).
@@ -60,7 +69,14 @@ echo "== tests"
 cargo test --release --workspace --locked
 
 echo "== benchmark, short"
-cargo run --release --locked -p dataflow-host -- bench --quick
+# With the official Python client the tests installed (tests/all/kql_and_mappings.rs), the
+# short benchmark compares the whole host with it too.
+sdk_python=target/official-kusto-ingest/bin/python
+if [ -x "$sdk_python" ]; then
+  cargo run --release --locked -p dataflow-host -- bench --quick --python "$sdk_python"
+else
+  cargo run --release --locked -p dataflow-host -- bench --quick
+fi
 
 echo "== demo"
 cargo run --release --locked -p dataflow-host -- demo --messages 5000 --rows 3

@@ -4,9 +4,9 @@
 //! The latency of a message runs from the publish call to the moment the endpoint stored its
 //! row (its `ingestion_time()`), both read from the one system clock of this process.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::loopback::LoopbackEndpoint;
 use anyhow::{bail, Context, Result};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, MqttOptions};
@@ -14,16 +14,12 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use dataflow_runtime::config::MqttEndpoint;
-use dataflow_runtime::http_client::HttpClient;
-use dataflow_runtime::identity::StaticToken;
 use dataflow_runtime::pipeline::{Delivery, PipelineOptions};
 use dataflow_runtime::plugin::PluginRuntime;
 use dataflow_runtime::run;
 use dataflow_runtime::sources::mqtt::{MqttSourceOptions, ProtocolVersion};
 use dataflow_runtime::sources::now_nanos;
 use dataflow_testkit::broker::LocalBroker;
-use dataflow_testkit::kusto_client::KustoClient;
-use local_adx::{Emulator, EmulatorOptions};
 
 const DATABASE: &str = "bench";
 const TABLE: &str = "latency";
@@ -48,37 +44,16 @@ pub struct EndToEnd {
 pub async fn measure(runtime: &PluginRuntime, rate: u32, duration: Duration) -> Result<EndToEnd> {
     let dir = std::env::temp_dir().join(format!("bench-e2e-{}", std::process::id()));
     let broker = LocalBroker::start(&dir)?;
-    let token = format!("bench-{:x}", now_nanos());
-    let emulator = Emulator::start(EmulatorOptions::loopback(&token)).await?;
-    let client = KustoClient::new(&emulator.url(), &token);
-    client.management(DATABASE, SCHEMA).await?;
-    client
-        .management(
-            DATABASE,
-            &format!(".alter database ['{DATABASE}'] policy streamingingestion enable"),
-        )
-        .await?;
-
-    let runtime = runtime
-        .clone()
-        .with_transport(Arc::new(HttpClient::system()));
-    let settings = [
-        ("host", emulator.url()),
-        ("database", DATABASE.into()),
-        ("table", TABLE.into()),
-        ("schema", SCHEMA.into()),
-        ("columns.MqttTopic", "$metadata.topic".into()),
-        ("batching.latencySeconds", "0".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let mut sink = runtime
+    let endpoint = LoopbackEndpoint::start(DATABASE).await?;
+    endpoint.client.management(DATABASE, SCHEMA).await?;
+    let emulator = &endpoint.emulator;
+    let mut sink = endpoint
         .open(
+            runtime,
             "e2e",
-            &emulator.url(),
-            Arc::new(StaticToken(token.clone())),
-            settings,
+            TABLE,
+            SCHEMA,
+            &[("batching.latencySeconds", "0")],
         )
         .await?;
     let source = MqttSourceOptions {

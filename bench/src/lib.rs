@@ -4,9 +4,13 @@
 //! format, gzip level and batch size.
 
 mod connections;
+pub mod drain;
 mod end_to_end;
+mod loopback;
+pub mod official_sdk;
 pub mod transformation;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,10 +30,15 @@ pub struct BenchOptions {
     pub messages: usize,
     pub batch_sizes: Vec<usize>,
     pub runs: usize,
-    /// End to end through a local mosquitto: messages per second, for how long.
-    pub end_to_end: (u32, Duration),
+    /// End to end through a local mosquitto: messages per second, for how long; one run
+    /// per rate.
+    pub end_to_end: Vec<(u32, Duration)>,
     /// HTTPS requests per client in the keep-alive comparison.
     pub https_requests: usize,
+    /// The host's own command (`dataflow-host`) and a Python with the official Kusto client:
+    /// both are needed for the comparison with it.
+    pub host_command: Option<PathBuf>,
+    pub python: Option<PathBuf>,
 }
 
 impl BenchOptions {
@@ -39,8 +48,13 @@ impl BenchOptions {
             messages: 20_000,
             batch_sizes: vec![1000],
             runs: 1,
-            end_to_end: (10_000, Duration::from_secs(1)),
+            end_to_end: vec![
+                (10_000, Duration::from_secs(1)),
+                (50_000, Duration::from_secs(1)),
+            ],
             https_requests: 100,
+            host_command: None,
+            python: None,
         }
     }
 }
@@ -51,8 +65,13 @@ impl Default for BenchOptions {
             messages: 100_000,
             batch_sizes: vec![100, 1000, 10_000],
             runs: 5,
-            end_to_end: (10_000, Duration::from_secs(10)),
+            end_to_end: vec![
+                (10_000, Duration::from_secs(10)),
+                (50_000, Duration::from_secs(10)),
+            ],
             https_requests: 1000,
+            host_command: None,
+            python: None,
         }
     }
 }
@@ -105,7 +124,7 @@ pub struct BenchReport {
     /// Loading the compiled component from the artifact cache, in seconds.
     pub cache_load: Spread,
     /// MQTT publish → row on loopback; the reason when it could not run (no mosquitto).
-    pub end_to_end: Result<end_to_end::EndToEnd, String>,
+    pub end_to_end: Vec<Result<end_to_end::EndToEnd, String>>,
 
     /// Instantiation from the `InstancePre`, warm, in seconds.
     pub instantiate: Spread,
@@ -113,6 +132,11 @@ pub struct BenchReport {
     pub connections: Result<connections::Connections, String>,
     /// The pipeline with howto-create-dataflow's thermostat transformation and without.
     pub transformation: transformation::TransformationCost,
+    /// A queued backlog drained by the host against `mosquitto_sub`, plain and TLS, with and
+    /// without the thermostat transformation.
+    pub drain: Result<drain::Drain, String>,
+    /// The whole host against a script around the official Python client, in CPU.
+    pub official_sdk: Result<official_sdk::SdkComparison, String>,
 }
 
 const CASES: &[(&str, u32)] = &[
@@ -295,10 +319,15 @@ pub async fn run(options: &BenchOptions, plugin: &[u8]) -> Result<BenchReport> {
         compile: runtime.load_time,
         cache_load: measure_cache_load(plugin, options.runs)?,
         end_to_end: {
-            let (rate, duration) = options.end_to_end;
-            end_to_end::measure(&runtime, rate, duration)
-                .await
-                .map_err(|e| format!("{e:#}"))
+            let mut runs = Vec::new();
+            for &(rate, duration) in &options.end_to_end {
+                runs.push(
+                    end_to_end::measure(&runtime, rate, duration)
+                        .await
+                        .map_err(|e| format!("{e:#}")),
+                );
+            }
+            runs
         },
 
         instantiate,
@@ -306,6 +335,18 @@ pub async fn run(options: &BenchOptions, plugin: &[u8]) -> Result<BenchReport> {
         connections: connections::measure(options.https_requests)
             .await
             .map_err(|e| format!("{e:#}")),
+        drain: drain::measure(&runtime, (options.messages / 5).max(100))
+            .await
+            .map_err(|e| format!("{e:#}")),
+        official_sdk: match (&options.host_command, &options.python) {
+            (Some(host), Some(python)) => {
+                official_sdk::measure(host, python, options.messages, options.runs.min(3))
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            }
+            (None, _) => Err("the host's own command is not known here".into()),
+            (_, None) => Err(official_sdk::skipped_without_python()),
+        },
     })
 }
 
@@ -400,7 +441,8 @@ impl BenchReport {
             self.instantiate.min * 1e6,
             self.instantiate.max * 1e6
         ));
-        out.push(match &self.end_to_end {
+        for run in &self.end_to_end {
+            out.push(match run {
             Ok(e) => format!(
                 "end to end on loopback (mosquitto → MQTT source → plugin, latencySeconds 0 → local endpoint): {} messages at {} msgs/s offered, {:.0} reached; publish → row p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 e.messages,
@@ -412,6 +454,7 @@ impl BenchReport {
             ),
             Err(reason) => format!("end to end on loopback: not measured ({reason})"),
         });
+        }
         let t = &self.transformation;
         out.push(format!(
             "pipeline (channel → transformation → plugin in wasm, HTTP answered in-process), {} messages: without a transformation {} msgs/s ({}–{}), with howto-create-dataflow's thermostat filter and map {} msgs/s ({}–{}): {:.2} µs more per message; the transformation stage alone {:.2} µs per message",
@@ -438,6 +481,39 @@ impl BenchReport {
                 c.per_request.p50 / c.pooled.p50
             ),
             Err(reason) => format!("HTTPS to the local endpoint: not measured ({reason})"),
+        });
+        match &self.drain {
+            Ok(d) => {
+                out.push(format!("draining a backlog of {} messages queued by mosquitto (QoS 1, receive maximum 100): the host into the local endpoint against mosquitto_sub", d.messages));
+                for c in &d.cases {
+                    out.push(format!(
+                        "  {}, {}: mosquitto_sub {:.0} msgs/s, the host {:.0} msgs/s: {:.0} % of mosquitto_sub",
+                        if c.tls { "TLS" } else { "plain TCP" },
+                        if c.transformed { "thermostat filter and map" } else { "no transformation" },
+                        d.messages as f64 / c.subscriber,
+                        d.messages as f64 / c.host,
+                        c.share() * 100.0
+                    ));
+                }
+            }
+            Err(reason) => out.push(format!("draining a backlog: not measured ({reason})")),
+        }
+        out.push(match &self.official_sdk {
+            Ok(s) => format!(
+                "the whole host (`run --input`) against a script around the official Python client (azure-kusto-ingest streaming), {} thermostat messages each, multijson, batches of 1000, gzip level 1, {} alternating pair(s): CPU host {:.2} s ({:.2}–{:.2}), Python {:.2} s ({:.2}–{:.2}); Python uses {:.1}× the host's CPU ({:.1}–{:.1})",
+                s.messages,
+                s.pairs,
+                s.host.median,
+                s.host.min,
+                s.host.max,
+                s.python.median,
+                s.python.min,
+                s.python.max,
+                s.ratio.median,
+                s.ratio.min,
+                s.ratio.max
+            ),
+            Err(reason) => format!("the official Python client: not measured ({reason})"),
         });
         out.join("\n")
     }

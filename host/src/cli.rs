@@ -32,9 +32,10 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+/// `default` is the filter when `DATAFLOW_LOG` sets none.
+fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DATAFLOW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -95,6 +96,10 @@ enum Command {
         messages: Option<usize>,
         #[arg(long)]
         runs: Option<usize>,
+        /// A Python interpreter with the official Kusto client (azure-kusto-ingest), for the
+        /// comparison of the whole host with it; without it that row is skipped.
+        #[arg(long)]
+        python: Option<PathBuf>,
     },
     /// Plugin components: what they are and whether this host runs them.
     Plugin {
@@ -118,7 +123,13 @@ enum PluginCommand {
 /// Parses the command line and runs the command; exits 1 with the error on failure.
 pub fn main() {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The benchmark opens hundreds of plugin instances, each of which says so at `info`:
+    // only warnings and errors come between its progress lines and its table.
+    let default_filter = match cli.command {
+        Command::Bench { .. } => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_filter);
     let command = cli.command;
     let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
     if let Err(error) = runtime.block_on(execute(command)) {
@@ -191,6 +202,7 @@ async fn execute(command: Command) -> Result<()> {
             quick,
             messages,
             runs,
+            python,
         } => {
             let mut options = if quick {
                 BenchOptions::quick()
@@ -199,6 +211,10 @@ async fn execute(command: Command) -> Result<()> {
             };
             options.messages = messages.unwrap_or(options.messages);
             options.runs = runs.unwrap_or(options.runs).max(1);
+            options.python = python
+                .map(|p| bench::official_sdk::check_python(&p))
+                .transpose()?;
+            options.host_command = Some(std::env::current_exe()?);
             let report = bench::run(&options, crate::bundled::ADX_DESTINATION).await?;
             println!("{}", report.render());
             Ok(())

@@ -10,6 +10,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 pub struct LoopbackCertificate {
     /// The CA's certificate: what a client must trust.
     pub ca_pem: String,
+    /// The server's certificate and key as PEM, for another server on loopback (a broker).
+    pub certificate_pem: String,
+    pub key_pem: String,
     chain: Vec<CertificateDer<'static>>,
     key_der: Vec<u8>,
 }
@@ -33,9 +36,16 @@ impl LoopbackCertificate {
         let certificate = params.signed_by(&key, &ca, &ca_key)?;
         Ok(Self {
             ca_pem: ca.pem(),
+            certificate_pem: certificate.pem(),
+            key_pem: key.serialize_pem(),
             chain: vec![certificate.der().clone(), ca.der().clone()],
             key_der: key.serialize_der(),
         })
+    }
+
+    /// The CA's certificate, as a client adds it to its roots.
+    pub fn ca_der(&self) -> CertificateDer<'static> {
+        self.chain[1].clone()
     }
 
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
