@@ -34,7 +34,6 @@ pub struct PipelineOptions {
     /// Messages taken from the source and not yet released back to it. At this bound the
     /// pipeline stops reading and flushes: the source (the broker) holds the rest.
     pub max_in_flight: usize,
-
     /// Backoff for transient failures.
     pub retry: RetryPolicy,
     /// Probing interval while the endpoint is paused by a permanent error.
