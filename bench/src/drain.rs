@@ -97,22 +97,10 @@ pub async fn measure(runtime: &PluginRuntime, messages: usize) -> Result<Drain> 
         let port = if tls_on { secure_port } else { broker.port };
         let ca = tls_on.then_some(tls.ca.as_path());
         let subscriber_id = format!("drain-sub-{index}");
-        subscribe(&subscriber_id, port, ca, &[])?;
+        subscribe(&subscriber_id, port, ca, None)?;
         publish(broker.port, &input)?;
         let started = Instant::now();
-        subscribe(
-            &subscriber_id,
-            port,
-            ca,
-            &[
-                "-C",
-                &messages.to_string(),
-                "-D",
-                "connect",
-                "receive-maximum",
-                &RECEIVE_MAXIMUM.to_string(),
-            ],
-        )?;
+        subscribe(&subscriber_id, port, ca, Some(messages))?;
         let subscriber = started.elapsed().as_secs_f64();
 
         let table = format!("drain{index}");
@@ -124,7 +112,7 @@ pub async fn measure(runtime: &PluginRuntime, messages: usize) -> Result<Drain> 
         let host_id = format!("drain-host-{index}");
         // The host's session, subscribed before the backlog is published, as a deployed
         // host's is; then the host takes it over.
-        subscribe(&host_id, port, ca, &[])?;
+        subscribe(&host_id, port, ca, None)?;
         publish(broker.port, &input)?;
         let mut sink = endpoint
             .open(
@@ -204,24 +192,27 @@ pub async fn measure(runtime: &PluginRuntime, messages: usize) -> Result<Drain> 
     Ok(Drain { messages, cases })
 }
 
-/// `mosquitto_sub` with a persistent session (QoS 1, an hour's expiry) under `id`; without
-/// `extra` it subscribes and exits, leaving the session for the backlog.
-fn subscribe(id: &str, port: u16, ca: Option<&Path>, extra: &[&str]) -> Result<()> {
+/// `mosquitto_sub` with a persistent session (QoS 1, an hour's expiry, the receive maximum)
+/// under `id`: it takes `count` messages, or without a count subscribes and exits, leaving
+/// the session for the backlog. The session is made with the receive maximum it is drained
+/// with, as a deployed host's would be.
+fn subscribe(id: &str, port: u16, ca: Option<&Path>, count: Option<usize>) -> Result<()> {
     let mut command = Command::new("mosquitto_sub");
     command.args([
         "-V", "mqttv5", "-i", id, "-c", "-x", "3600", "-q", "1", "-t", TOPIC,
     ]);
+    command.args(["-D", "connect", "receive-maximum"]);
+    command.arg(RECEIVE_MAXIMUM.to_string());
     command.args(["-p", &port.to_string()]);
     match ca {
         Some(ca) => command.args(["-h", "localhost", "--cafile"]).arg(ca),
         None => command.args(["-h", "127.0.0.1"]),
     };
-    match extra.is_empty() {
-        true => command.arg("-E"),
+    match count {
+        None => command.arg("-E"),
         // Gives up rather than waits for ever if the backlog is short.
-        false => command.args(["-W", "120"]),
+        Some(count) => command.args(["-W", "120", "-C", &count.to_string()]),
     };
-    command.args(extra);
     let output = command
         .stdout(Stdio::null())
         .output()

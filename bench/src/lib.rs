@@ -5,7 +5,7 @@
 
 mod connections;
 pub mod drain;
-mod end_to_end;
+pub mod end_to_end;
 mod loopback;
 pub mod official_sdk;
 pub mod transformation;
@@ -30,9 +30,8 @@ pub struct BenchOptions {
     pub messages: usize,
     pub batch_sizes: Vec<usize>,
     pub runs: usize,
-    /// End to end through a local mosquitto: messages per second, for how long; one run
-    /// per rate.
-    pub end_to_end: Vec<(u32, Duration)>,
+    /// End to end through a local mosquitto, one run per case.
+    pub end_to_end: Vec<end_to_end::Case>,
     /// HTTPS requests per client in the keep-alive comparison.
     pub https_requests: usize,
     /// The host's own command (`dataflow-host`) and a Python with the official Kusto client:
@@ -48,10 +47,7 @@ impl BenchOptions {
             messages: 20_000,
             batch_sizes: vec![1000],
             runs: 1,
-            end_to_end: vec![
-                (10_000, Duration::from_secs(1)),
-                (50_000, Duration::from_secs(1)),
-            ],
+            end_to_end: end_to_end::Case::standard(Duration::from_secs(1)),
             https_requests: 100,
             host_command: None,
             python: None,
@@ -65,10 +61,7 @@ impl Default for BenchOptions {
             messages: 100_000,
             batch_sizes: vec![100, 1000, 10_000],
             runs: 5,
-            end_to_end: vec![
-                (10_000, Duration::from_secs(10)),
-                (50_000, Duration::from_secs(10)),
-            ],
+            end_to_end: end_to_end::Case::standard(Duration::from_secs(10)),
             https_requests: 1000,
             host_command: None,
             python: None,
@@ -320,9 +313,9 @@ pub async fn run(options: &BenchOptions, plugin: &[u8]) -> Result<BenchReport> {
         cache_load: measure_cache_load(plugin, options.runs)?,
         end_to_end: {
             let mut runs = Vec::new();
-            for &(rate, duration) in &options.end_to_end {
+            for case in &options.end_to_end {
                 runs.push(
-                    end_to_end::measure(&runtime, rate, duration)
+                    end_to_end::measure(&runtime, case)
                         .await
                         .map_err(|e| format!("{e:#}")),
                 );
@@ -444,9 +437,10 @@ impl BenchReport {
         for run in &self.end_to_end {
             out.push(match run {
             Ok(e) => format!(
-                "end to end on loopback (mosquitto → MQTT source → plugin, latencySeconds 0 → local endpoint): {} messages at {} msgs/s offered, {:.0} reached; publish → row p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                "end to end on loopback (mosquitto_pub → mosquitto → MQTT source, maxInflightMessages {} → plugin, latencySeconds 0 → local endpoint): {} messages at {} msgs/s offered, {:.0} reached; publish → row p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                e.case.max_inflight,
                 e.messages,
-                e.offered_rate,
+                e.case.rate,
                 e.achieved_rate,
                 e.p50 * 1e3,
                 e.p99 * 1e3,
