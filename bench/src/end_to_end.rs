@@ -181,7 +181,10 @@ impl Publisher {
             .stdout(Stdio::null())
             .spawn()
             .context("starting mosquitto_pub (`apt-get install mosquitto-clients`)")?;
-        let lines = process.stdin.take().context("mosquitto_pub's standard input")?;
+        let lines = process
+            .stdin
+            .take()
+            .context("mosquitto_pub's standard input")?;
         Ok(Self { process, lines })
     }
 

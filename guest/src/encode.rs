@@ -4,6 +4,7 @@
 use crate::config::StreamFormat;
 use crate::convert::Cell;
 use crate::payload::decode_string;
+use crate::scan::{has_quote_backslash_or_control, word_at};
 use crate::schema::Column;
 
 pub struct RowEncoder {
@@ -98,8 +99,16 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = text.as_bytes();
+    // Eight bytes at a time up to the first that needs escaping: usually the whole text.
+    let mut clean = 0;
+    while let Some(word) = bytes.get(clean..clean + 8) {
+        if has_quote_backslash_or_control(word_at(word)) {
+            break;
+        }
+        clean += 8;
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -190,6 +199,21 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "\"a \"\"q\"\"\",\"line1\nline2\",21.5,true,2026-11-28T10:20:30.5Z,\"{\"\"a\"\":[1,2]}\",\n"
         );
+    }
+
+    #[test]
+    fn escapes_anywhere_around_the_eight_byte_steps_read_back_the_same() {
+        for len in 0..20 {
+            for at in 0..=len {
+                for special in ["\"", "\\", "\n", "\u{1}", "é"] {
+                    let text = format!("{}{special}{}", "a".repeat(at), "b".repeat(len - at));
+                    let mut out = Vec::new();
+                    write_json_string(&mut out, &text);
+                    let back: String = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(back, text);
+                }
+            }
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn read<'m, 's>(
     scratch: &'s mut [Option<&'m str>; scan::MAX_KEYS],
 ) -> Result<Payload<'m, 's>, String> {
     if wanted.len() <= scan::MAX_KEYS {
-        if let Ok(text) = std::str::from_utf8(payload) {
+        if let Some(text) = dataflow_contract::packed::utf8(payload) {
             let values = &mut scratch[..wanted.len()];
             if scan::scan_object(text, wanted, values).is_some() {
                 return Ok(Payload::Scanned(values));
@@ -179,7 +179,7 @@ impl JsonKind {
 /// The content of a JSON string literal.
 pub fn decode_string(raw: &str) -> Cow<'_, str> {
     let inner = &raw[1..raw.len() - 1];
-    if inner.contains('\\') {
+    if crate::scan::contains_backslash(inner.as_bytes()) {
         Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
     } else {
         Cow::Borrowed(inner)

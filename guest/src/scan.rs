@@ -43,10 +43,11 @@ impl WantedKeys {
     }
 
     fn slot_of(&self, key: &[u8]) -> Option<usize> {
-        // Length and last byte first: in wasm a full comparison is a call to a byte loop.
+        // Length and last byte first, then eight bytes at a time: in wasm `==` on slices is a
+        // call to a `memcmp` that compares one byte at a time.
         self.0.iter().position(|k| {
             let k = k.as_bytes();
-            k.len() == key.len() && k.last() == key.last() && k == key
+            k.len() == key.len() && k.last() == key.last() && same_bytes(k, key)
         })
     }
 }
@@ -147,10 +148,12 @@ impl Scanner<'_> {
     /// `\u` are checked here; `\u` (and any escape where `escapes` is false) gives up.
     fn string_body(&mut self, escapes: bool) -> Option<()> {
         loop {
-            // Ordinary bytes eight at a time: most of a payload is string content.
+            // Ordinary bytes eight at a time, then straight to the first that is not: most of
+            // a payload is string content.
             while let Some(chunk) = self.b.get(self.pos..self.pos + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-                if has_quote_backslash_or_control(word) {
+                let marked = quote_backslash_or_control(word_at(chunk));
+                if marked != 0 {
+                    self.pos += (marked.trailing_zeros() / 8) as usize;
                     break;
                 }
                 self.pos += 8;
@@ -254,21 +257,110 @@ impl Scanner<'_> {
     }
 }
 
-/// Whether any byte of `word` is `"`, `\` or below 0x20 (the bit tricks of "Bit Twiddling
-/// Hacks": a byte is zero when subtracting one borrows into its high bit).
-fn has_quote_backslash_or_control(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+// Eight bytes at a time, with the bit tricks of "Bit Twiddling Hacks": a byte is zero when
+// subtracting one borrows into its high bit.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero where `word` has a zero byte.
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & HIGHS
+}
+
+pub fn word_at(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
+}
+
+/// The high bit of each byte of `word` that is `"`, `\\` or below 0x20 (what a JSON string
+/// escapes). The lowest marked byte is always such a byte: a borrow that marks a byte falsely
+/// comes only from a marked byte below it.
+fn quote_backslash_or_control(word: u64) -> u64 {
     let below_0x20 = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    (has_zero(word ^ (ONES * b'"' as u64)) | has_zero(word ^ (ONES * b'\\' as u64)) | below_0x20)
-        != 0
+    zero_bytes(word ^ (ONES * b'"' as u64)) | zero_bytes(word ^ (ONES * b'\\' as u64)) | below_0x20
+}
+
+/// Whether any byte of `word` is `"`, `\\` or below 0x20.
+pub fn has_quote_backslash_or_control(word: u64) -> bool {
+    quote_backslash_or_control(word) != 0
+}
+
+/// `a == b`, eight bytes at a time.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (words_a, words_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (rest_a, rest_b) = (words_a.remainder(), words_b.remainder());
+    words_a.zip(words_b).all(|(x, y)| word_at(x) == word_at(y))
+        && rest_a.iter().zip(rest_b).all(|(x, y)| x == y)
+}
+
+/// Whether `bytes` holds a backslash, eight bytes at a time (in wasm `memchr` steps through
+/// 32-bit words).
+// The last seven bytes at most are looked at one by one: `contains` would call `memchr`.
+#[allow(clippy::manual_contains)]
+pub fn contains_backslash(bytes: &[u8]) -> bool {
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    words
+        .into_iter()
+        .any(|w| zero_bytes(word_at(w) ^ (ONES * b'\\' as u64)) != 0)
+        || rest.iter().any(|&b| b == b'\\')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::payload::parse_object;
+
+    #[test]
+    fn the_lowest_marked_byte_is_the_first_that_needs_escaping() {
+        let specials = [b'"', b'\\', 0, 0x1f, b'\n'];
+        let others = [b'a', b' ', 0x20, 0x21, 0x7f, 0x80, 0xff, b'#', b']'];
+        for at in 0..8 {
+            for &special in &specials {
+                for &other in &others {
+                    for &above in specials.iter().chain(&others) {
+                        let mut bytes = [other; 8];
+                        bytes[at] = special;
+                        bytes[at + 1..].fill(above);
+                        let marked = quote_backslash_or_control(word_at(&bytes));
+                        assert_eq!(marked.trailing_zeros() / 8, at as u32, "{bytes:?}");
+                    }
+                }
+            }
+            let plain = [b'a'; 8];
+            assert_eq!(quote_backslash_or_control(word_at(&plain)), 0);
+        }
+    }
+
+    #[test]
+    fn word_at_a_time_helpers_agree_with_the_plain_comparisons() {
+        let texts = [
+            "",
+            "a",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "CurrentTemperature",
+            "Current\\",
+            "\\",
+            "abcdefgh\\",
+            "abcdefghabcdefgh",
+            "abcdefghabcdefgX",
+            "Xbcdefghabcdefgh",
+        ];
+        for a in texts {
+            assert_eq!(contains_backslash(a.as_bytes()), a.contains('\\'), "{a:?}");
+            for b in texts {
+                assert_eq!(
+                    same_bytes(a.as_bytes(), b.as_bytes()),
+                    a == b,
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
 
     fn wanted(keys: &[&str]) -> WantedKeys {
         let mut wanted = WantedKeys::default();
