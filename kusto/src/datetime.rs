@@ -124,8 +124,11 @@ impl DateTime {
                     while cursor.peek().is_some_and(|c| c.is_ascii_digit()) {
                         let digit = (b[cursor.pos] - b'0') as u32;
                         let place = cursor.pos - start;
-                        if place < 7 {
-                            ticks += digit * 10u32.pow(6 - place as u32);
+                        // Ticks of 100 ns: the first fractional digit is worth 10^6 of them.
+                        const PLACE_VALUE: [u32; 7] =
+                            [1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+                        if let Some(value) = PLACE_VALUE.get(place) {
+                            ticks += digit * value;
                         }
                         cursor.pos += 1;
                     }
