@@ -206,7 +206,7 @@ fn number_cell<'a>(plan: &ColumnPlan, raw: &'a str) -> Result<Cell<'a>, String> 
         KustoType::Int => integer(raw, i32::MIN as i64, i32::MAX as i64, ty),
         KustoType::Long => integer(raw, i64::MIN, i64::MAX, ty),
         // Without an exponent, a number this short is finite: no need to parse it.
-        KustoType::Real if raw.len() < 300 && !raw.contains(['e', 'E']) => {
+        KustoType::Real if raw.len() < 300 && !raw.bytes().any(|b| (b | 0x20) == b'e') => {
             Ok(Cell::Number(Cow::Borrowed(raw)))
         }
         KustoType::Real => match raw.parse::<f64>() {

@@ -43,13 +43,24 @@ impl WantedKeys {
     }
 
     fn slot_of(&self, key: &[u8]) -> Option<usize> {
-        // Length and last byte first, then eight bytes at a time: in wasm `==` on slices is a
-        // call to a `memcmp` that compares one byte at a time.
-        self.0.iter().position(|k| {
-            let k = k.as_bytes();
-            k.len() == key.len() && k.last() == key.last() && same_bytes(k, key)
-        })
+        self.0.iter().position(|k| is_key(k, key))
     }
+
+    /// `slot_of`, trying `guess` first: payloads of one kind list their keys in one order,
+    /// so the slot after the last one found is usually the next.
+    fn slot_of_guessing(&self, key: &[u8], guess: usize) -> Option<usize> {
+        match self.0.get(guess) {
+            Some(k) if is_key(k, key) => Some(guess),
+            _ => self.slot_of(key),
+        }
+    }
+}
+
+/// Length and last byte first, then eight bytes at a time: in wasm `==` on slices is a call to
+/// a `memcmp` that compares one byte at a time.
+fn is_key(wanted: &str, key: &[u8]) -> bool {
+    let wanted = wanted.as_bytes();
+    wanted.len() == key.len() && wanted.last() == key.last() && same_bytes(wanted, key)
 }
 
 /// Fills `values[slot]` with the raw JSON text of each wanted key's value, or `None` where the
@@ -66,6 +77,7 @@ pub fn scan_object<'a>(
         b: text.as_bytes(),
         pos: 0,
     };
+    let mut next_slot = 0;
     s.whitespace();
     s.expect(b'{')?;
     s.whitespace();
@@ -82,11 +94,12 @@ pub fn scan_object<'a>(
             s.whitespace();
             let start = s.pos;
             s.value(0)?;
-            if let Some(slot) = wanted.slot_of(key) {
+            if let Some(slot) = wanted.slot_of_guessing(key, next_slot) {
                 if values[slot].is_some() {
                     return None; // a duplicate: the general reader refuses it, with the key
                 }
                 values[slot] = Some(&text[start..s.pos]);
+                next_slot = slot + 1;
             }
             s.whitespace();
             match s.next()? {
@@ -374,6 +387,22 @@ mod tests {
         let mut values = vec![None; keys.len()];
         scan_object(text, &wanted(keys), &mut values)?;
         Some(values)
+    }
+
+    #[test]
+    fn keys_in_any_order_find_their_slots_and_a_duplicate_still_gives_up() {
+        let keys = ["a", "b", "c"];
+        let expected = Some(vec![Some("1"), Some("2"), Some("3")]);
+        for text in [
+            r#"{"a":1,"b":2,"c":3}"#,
+            r#"{"c":3,"b":2,"a":1}"#,
+            r#"{"b":2,"x":0,"a":1,"c":3}"#,
+            r#"{"a":1,"c":3,"b":2}"#,
+        ] {
+            assert_eq!(scan(text, &keys), expected, "{text}");
+        }
+        assert_eq!(scan(r#"{"a":1,"b":2,"a":1}"#, &keys), None);
+        assert_eq!(scan(r#"{"a":1,"a":1}"#, &keys), None);
     }
 
     #[test]
