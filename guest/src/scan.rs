@@ -280,11 +280,12 @@ fn zero_bytes(word: u64) -> u64 {
     word.wrapping_sub(ONES) & !word & HIGHS
 }
 
+/// Exactly eight bytes as one little-endian word: byte 0 is the lowest.
 pub fn word_at(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
 }
 
-/// The high bit of each byte of `word` that is `"`, `\\` or below 0x20 (what a JSON string
+/// The high bit of each byte of `word` that is `"`, `\` or below 0x20 (what a JSON string
 /// escapes). The lowest marked byte is always such a byte: a borrow that marks a byte falsely
 /// comes only from a marked byte below it.
 fn quote_backslash_or_control(word: u64) -> u64 {
@@ -292,7 +293,7 @@ fn quote_backslash_or_control(word: u64) -> u64 {
     zero_bytes(word ^ (ONES * b'"' as u64)) | zero_bytes(word ^ (ONES * b'\\' as u64)) | below_0x20
 }
 
-/// Whether any byte of `word` is `"`, `\\` or below 0x20.
+/// Whether any byte of `word` is `"`, `\` or below 0x20.
 pub fn has_quote_backslash_or_control(word: u64) -> bool {
     quote_backslash_or_control(word) != 0
 }
