@@ -6,7 +6,8 @@
 //! publisher (before it is even published: the figure errs high, never low) to the moment the
 //! endpoint stored its row (its `ingestion_time()`), both read from the system clock.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -193,7 +194,7 @@ impl Publisher {
         let sent = now_nanos();
         let mut text = String::with_capacity(48 * numbers.clone().count());
         for n in numbers {
-            text.push_str(&format!("{{\"n\":{n},\"sentNanos\":{sent}}}\n"));
+            writeln!(text, "{{\"n\":{n},\"sentNanos\":{sent}}}").expect("writing to a String");
         }
         self.lines
             .write_all(text.as_bytes())

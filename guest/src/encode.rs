@@ -4,7 +4,7 @@
 use crate::config::StreamFormat;
 use crate::convert::Cell;
 use crate::payload::decode_string;
-use crate::scan::{has_quote_backslash_or_control, word_at};
+use crate::scan::plain_string_content;
 use crate::schema::Column;
 
 pub struct RowEncoder {
@@ -99,14 +99,8 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = text.as_bytes();
-    // Eight bytes at a time up to the first that needs escaping: usually the whole text.
-    let mut clean = 0;
-    while let Some(word) = bytes.get(clean..clean + 8) {
-        if has_quote_backslash_or_control(word_at(word)) {
-            break;
-        }
-        clean += 8;
-    }
+    // Straight to the first byte that may need escaping: usually near the end.
+    let clean = plain_string_content(bytes, 0);
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let escape: &[u8] = match b {

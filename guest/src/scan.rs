@@ -161,16 +161,8 @@ impl Scanner<'_> {
     /// `\u` are checked here; `\u` (and any escape where `escapes` is false) gives up.
     fn string_body(&mut self, escapes: bool) -> Option<()> {
         loop {
-            // Ordinary bytes eight at a time, then straight to the first that is not: most of
-            // a payload is string content.
-            while let Some(chunk) = self.b.get(self.pos..self.pos + 8) {
-                let marked = quote_backslash_or_control(word_at(chunk));
-                if marked != 0 {
-                    self.pos += (marked.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                self.pos += 8;
-            }
+            // Most of a payload is string content.
+            self.pos = plain_string_content(self.b, self.pos);
             match self.next()? {
                 b'"' => return Some(()),
                 b'\\' if escapes => match self.next()? {
@@ -281,7 +273,7 @@ fn zero_bytes(word: u64) -> u64 {
 }
 
 /// Exactly eight bytes as one little-endian word: byte 0 is the lowest.
-pub fn word_at(bytes: &[u8]) -> u64 {
+fn word_at(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
 }
 
@@ -293,9 +285,19 @@ fn quote_backslash_or_control(word: u64) -> u64 {
     zero_bytes(word ^ (ONES * b'"' as u64)) | zero_bytes(word ^ (ONES * b'\\' as u64)) | below_0x20
 }
 
-/// Whether any byte of `word` is `"`, `\` or below 0x20.
-pub fn has_quote_backslash_or_control(word: u64) -> bool {
-    quote_backslash_or_control(word) != 0
+/// Skips string content that needs no escaping, eight bytes at a time from `from`: the index
+/// of the first byte that is `"`, `\` or below 0x20, or, if there is none, of the last few
+/// (fewer than eight) bytes, which the caller looks at one by one.
+pub fn plain_string_content(bytes: &[u8], from: usize) -> usize {
+    let mut pos = from;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let marked = quote_backslash_or_control(word_at(chunk));
+        if marked != 0 {
+            return pos + (marked.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    pos
 }
 
 /// `a == b`, eight bytes at a time.
@@ -422,7 +424,7 @@ mod tests {
             for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
                 let mut bytes = *b"abcdefgh";
                 bytes[at] = special;
-                assert!(has_quote_backslash_or_control(u64::from_le_bytes(bytes)));
+                assert_ne!(quote_backslash_or_control(u64::from_le_bytes(bytes)), 0);
             }
         }
         for ordinary in [
@@ -430,9 +432,7 @@ mod tests {
             *b" !#[]~\x7f ",
             [0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xff],
         ] {
-            assert!(!has_quote_backslash_or_control(u64::from_le_bytes(
-                ordinary
-            )));
+            assert_eq!(quote_backslash_or_control(u64::from_le_bytes(ordinary)), 0);
         }
     }
 
