@@ -200,11 +200,12 @@ impl<P: Platform> Destination<P> {
             let data = self.batch.data_of(rows.clone());
             let request = kusto::ingest_request(
                 &self.url,
-                data,
+                &data,
                 self.config.compression_level,
                 &self.platform.request_id(),
             );
-            let (encoded, compressed) = (data.len() as u64, request.body.len() as u64);
+            let encoded: usize = data.iter().map(|piece| piece.len()).sum();
+            let (encoded, compressed) = (encoded as u64, request.body.len() as u64);
             self.stats.requests += 1;
             let result = match self.platform.send(request) {
                 Ok(response) => kusto::classify(&self.config, &response),

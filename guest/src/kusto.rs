@@ -49,14 +49,15 @@ pub fn ingest_url(config: &DestinationConfig) -> String {
 
 /// One attempt: the body (gzipped unless `compression_level` is 0) and a fresh client
 /// request id.
+/// The streaming ingestion request for `data`, the rows given as pieces back to back.
 pub fn ingest_request(
     url: &str,
-    data: &[u8],
+    data: &[&[u8]],
     compression_level: u32,
     request_id: &str,
 ) -> HttpRequest {
     let (body, encoding) = match compression_level {
-        0 => (data.to_vec(), None),
+        0 => (data.concat(), None),
         level => (
             gzip(data, level),
             Some(("content-encoding".to_string(), "gzip".to_string())),
@@ -80,14 +81,15 @@ pub fn ingest_request(
     }
 }
 
-pub fn gzip(data: &[u8], level: u32) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::new(level),
-    );
-    encoder
-        .write_all(data)
-        .expect("writing to a Vec cannot fail");
+pub fn gzip(data: &[&[u8]], level: u32) -> Vec<u8> {
+    let len: usize = data.iter().map(|piece| piece.len()).sum();
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(len / 4), flate2::Compression::new(level));
+    for piece in data {
+        encoder
+            .write_all(piece)
+            .expect("writing to a Vec cannot fail");
+    }
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -232,8 +234,8 @@ mod tests {
             ingest_url(&config(&[("mappingName", "m 1")])),
             "https://c.westeurope.kusto.windows.net/v1/rest/ingest/my%20db/thermostat?streamFormat=multijson&mappingName=m%201"
         );
-        let request = ingest_request("u", b"{}\n", 1, "abc");
-        let plain = ingest_request("u", b"{}\n", 0, "abc");
+        let request = ingest_request("u", &[b"{}\n"], 1, "abc");
+        let plain = ingest_request("u", &[b"{}", b"\n"], 0, "abc");
         assert_eq!(plain.body, b"{}\n");
         assert!(plain.headers.iter().all(|(k, _)| k != "content-encoding"));
         let header = |n: &str| {
