@@ -2,9 +2,9 @@
 //! default batching (up to 100,000 rows a batch, 60 s).
 //! - Into a table of two narrow columns, a batch of 100,000 rows fits one request, so all
 //!   100,000 messages are in flight at once: the ledger keeps every one whole until its row
-//!   is in (for the dead-letter sink and a replay). The target is 64 MB: measured 58-60 MB,
-//!   once 64.1 MB in a full suite run (BENCHMARKS.md). The bound here, 72 MB, guards
-//!   against a regression without failing on that spread.
+//!   is in (for the dead-letter sink and a replay). The target is 64 MB, and the test holds
+//!   the host to it: measured 52-54 MB (BENCHMARKS.md), where it was 58-60 MB, once 64.1 MB,
+//!   before the plugin's batch and the ledger's entries were made smaller.
 //! - Into the usual table with the topic as a column, a request's worth of rows (4 MB) is
 //!   sent as soon as it waits: more than half of them in flight at once.
 
@@ -80,7 +80,7 @@ async fn hundred_thousand_from_a_file(name: &str, options: ScenarioOptions) -> (
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_thousand_messages_in_flight_keep_the_host_within_72_mb() {
+async fn a_hundred_thousand_messages_in_flight_keep_the_host_within_64_mb() {
     let options = ScenarioOptions {
         create_table: ".create table readings (n: long, site: string)".into(),
         topic_column: false,
@@ -88,13 +88,13 @@ async fn a_hundred_thousand_messages_in_flight_keep_the_host_within_72_mb() {
     };
     let (in_flight, megabytes) = hundred_thousand_from_a_file("memory-all", options).await;
     assert_eq!(in_flight, MESSAGES, "not all of them in flight at once");
-    assert!(megabytes <= 72.0, "{megabytes} MB");
+    assert!(megabytes <= 64.0, "{megabytes} MB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_of_rows_at_a_time_keeps_more_than_half_in_flight_within_72_mb() {
+async fn a_request_of_rows_at_a_time_keeps_more_than_half_in_flight_within_64_mb() {
     let (in_flight, megabytes) =
         hundred_thousand_from_a_file("memory-wide", ScenarioOptions::default()).await;
     assert!(in_flight >= 50_000, "only {in_flight} in flight at most");
-    assert!(megabytes <= 72.0, "{megabytes} MB");
+    assert!(megabytes <= 64.0, "{megabytes} MB");
 }
