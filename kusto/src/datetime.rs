@@ -195,7 +195,10 @@ impl DateTime {
                 .take_while(|&&d| d == b'0')
                 .count()
         };
-        out.extend_from_slice(&text[..end]);
+        // The whole array, then cut: a copy of a fixed length is inline in wasm, where one
+        // of a variable length is a call into the host (`memory.copy`).
+        out.extend_from_slice(&text);
+        out.truncate(out.len() - (text.len() - end));
         out.push(b'Z');
     }
 }
