@@ -23,3 +23,4 @@ mod sustained_faults;
 mod tls;
 mod transformation;
 mod two_dataflows;
+mod wasm_and_native;
