@@ -178,24 +178,64 @@ impl MessageBatch {
 /// 32-bit words (wasm's `usize`) and only once they are aligned. From the first 16 bytes that
 /// are not all ASCII on, the standard library checks the rest, where it is not ASCII either.
 pub fn utf8(bytes: &[u8]) -> Option<&str> {
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
+    let (ascii, rest_is_ascii) = ascii_run(bytes);
+    if !rest_is_ascii {
+        std::str::from_utf8(&bytes[ascii..]).ok()?;
+    }
+    // SAFETY: `bytes[..ascii]` is ASCII and `bytes[ascii..]` is ASCII or was just checked; a
+    // split right after an ASCII byte is a character boundary, so the whole is UTF-8.
+    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+}
+
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+fn word(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"))
+}
+
+/// The length of the ASCII run `bytes` starts with, in steps of 16, and whether the rest is
+/// ASCII as well. Two words of eight bytes at a time.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn ascii_run(bytes: &[u8]) -> (usize, bool) {
     let mut ascii = 0;
-    while ascii + 16 <= bytes.len() && (word(ascii) | word(ascii + 8)) & HIGH_BITS == 0 {
+    while ascii + 16 <= bytes.len()
+        && (word(bytes, ascii) | word(bytes, ascii + 8)) & HIGH_BITS == 0
+    {
         ascii += 16;
     }
-    let rest = &bytes[ascii..];
-    let rest_is_ascii = match rest.len() {
-        // The last eight bytes as one word (overlapping the first eight): no byte loop.
-        8..16 => (word(ascii) | word(bytes.len() - 8)) & HIGH_BITS == 0,
-        _ => rest.iter().all(u8::is_ascii),
-    };
-    if !rest_is_ascii {
-        std::str::from_utf8(rest).ok()?;
+    (ascii, short_rest_is_ascii(bytes, ascii))
+}
+
+/// `ascii_run` with wasm's 128-bit vectors: one load and one `i8x16.bitmask` per 16 bytes,
+/// and the last bytes as the 16 that end `bytes`, overlapping those checked already. Only the
+/// wasm build compiles this; `tests/all/wasm_and_native.rs` checks it through the component
+/// against the native build.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn ascii_run(bytes: &[u8]) -> (usize, bool) {
+    use core::arch::wasm32::{i8x16_bitmask, v128_load};
+    // SAFETY: called with `at + 16 <= bytes.len()` only, so the 16 bytes read are in `bytes`;
+    // `v128_load` needs no alignment.
+    let high_bits = |at: usize| i8x16_bitmask(unsafe { v128_load(bytes.as_ptr().add(at).cast()) });
+    let mut ascii = 0;
+    while ascii + 16 <= bytes.len() && high_bits(ascii) == 0 {
+        ascii += 16;
     }
-    // SAFETY: `bytes[..ascii]` is ASCII and `bytes[ascii..]` was just checked; a split right
-    // after an ASCII byte is a character boundary, so the whole is UTF-8.
-    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    let rest_is_ascii = match bytes.len() - ascii {
+        0 => true,
+        1..16 if bytes.len() >= 16 => high_bits(bytes.len() - 16) == 0,
+        _ => short_rest_is_ascii(bytes, ascii),
+    };
+    (ascii, rest_is_ascii)
+}
+
+/// Whether `bytes[ascii..]` is ASCII; short rests without a loop over their bytes.
+fn short_rest_is_ascii(bytes: &[u8], ascii: usize) -> bool {
+    let rest = &bytes[ascii..];
+    match rest.len() {
+        // The last eight bytes as one word (overlapping the first eight): no byte loop.
+        8..16 => (word(bytes, ascii) | word(bytes, bytes.len() - 8)) & HIGH_BITS == 0,
+        _ => rest.iter().all(u8::is_ascii),
+    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ impl Xorshift {
 }
 
 /// A JSON string's content of any length: plain ASCII, escapes, multi-byte characters, and
-/// now and then what JSON refuses in a string (a raw control character).
+/// now and then what JSON refuses in a string (a raw control character, an unknown escape).
 fn string_content(random: &mut Xorshift) -> String {
     let len = random.below(40);
     (0..len)
@@ -73,6 +73,8 @@ fn string_content(random: &mut Xorshift) -> String {
             0 => random.pick(&["\\\"", "\\\\", "\\n", "\\/", "\\u00e9", "\\t"]),
             1 => random.pick(&["é", "温", "🌡"]),
             2 if random.below(8) == 0 => random.pick(&["\u{1}", "\n", "\u{1f}"]),
+            // Escapes JSON does not have.
+            3 if random.below(8) == 0 => random.pick(&["\\x", "\\'", "\\u12", "\\"]),
             _ => random.pick(&["a", "B", "7", " ", "-", ":", "~"]),
         })
         .collect()
@@ -121,7 +123,12 @@ async fn the_component_and_the_native_core_write_the_same_rows_and_reject_the_sa
     let messages: Vec<Message> = (1..=3000)
         .map(|sequence| Message {
             sequence,
-            topic: format!("factory/line{}/é-{sequence}", sequence % 3),
+            // Topics are written as JSON strings by the plugin: some need escaping.
+            topic: format!(
+                "factory/line{}/é-{sequence}{}",
+                sequence % 3,
+                ["", "\\", "\"", "\\n"][sequence as usize % 4]
+            ),
             payload: payload(&mut random),
             content_type: Some("application/json".into()),
             user_properties: vec![],
@@ -136,7 +143,7 @@ async fn the_component_and_the_native_core_write_the_same_rows_and_reject_the_sa
             ("columns.topic", "$metadata.topic"),
             ("format", format),
             ("compressionLevel", "0"),
-            ("batching.maxMessages", "500"),
+            ("batching.maxMessages", "250"),
             ("batching.latencySeconds", "60"),
         ]
         .into_iter()
@@ -193,15 +200,32 @@ async fn the_component_and_the_native_core_write_the_same_rows_and_reject_the_sa
         wasm_ingested.extend(outcome.ingested);
         native_ingested.extend(native.flush().ingested);
 
-        assert_eq!(wasm_ingested, native_ingested, "{format}");
         let native_rejected: Vec<(u64, &str, String)> = native_rejected
             .iter()
             .map(|(s, k, r)| (*s, k.as_str(), r.clone()))
             .collect();
-        assert_eq!(wasm_rejected, native_rejected, "{format}");
+        let differ = |what: &str, wasm: String, native: String| {
+            panic!("{format}: {what} differ, first in wasm: {wasm}, natively: {native}")
+        };
+        if let Some((w, n)) = wasm_ingested
+            .iter()
+            .zip(&native_ingested)
+            .find(|(w, n)| w != n)
+        {
+            differ("the rows ingested", w.to_string(), n.to_string());
+        }
+        if let Some((w, n)) = wasm_rejected
+            .iter()
+            .zip(&native_rejected)
+            .find(|(w, n)| w != n)
+        {
+            differ("the rejections", format!("{w:?}"), format!("{n:?}"));
+        }
+        assert_eq!(wasm_ingested.len(), native_ingested.len(), "{format}");
+        assert_eq!(wasm_rejected.len(), native_rejected.len(), "{format}");
         // Both kinds of message are in the mix, and most are rows.
         assert!(wasm_rejected.len() > 100, "{}", wasm_rejected.len());
-        assert!(wasm_ingested.len() > 2000, "{}", wasm_ingested.len());
+        assert!(wasm_ingested.len() > 1500, "{}", wasm_ingested.len());
         assert_eq!(wasm_ingested.len() + wasm_rejected.len(), messages.len());
         let (wasm_bodies, native_bodies) = (
             wasm_bodies.0.lock().unwrap(),
