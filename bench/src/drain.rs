@@ -114,7 +114,7 @@ pub async fn measure(runtime: &PluginRuntime, messages: usize) -> Result<Drain> 
         // host's is; then the host takes it over.
         subscribe(&host_id, port, ca, None)?;
         publish(broker.port, &input)?;
-        let mut sink = endpoint
+        let sink = endpoint
             .open(
                 runtime,
                 "drain",
@@ -157,7 +157,7 @@ pub async fn measure(runtime: &PluginRuntime, messages: usize) -> Result<Drain> 
         };
         let started = Instant::now();
         let pipeline = tokio::spawn(async move {
-            run::from_mqtt(&mut sink, &source, delivery, PipelineOptions::default()).await
+            run::from_mqtt(sink, &source, delivery, PipelineOptions::default()).await
         });
         let deadline = started + Duration::from_secs(120);
         loop {

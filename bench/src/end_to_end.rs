@@ -74,7 +74,7 @@ pub async fn measure(runtime: &PluginRuntime, case: &Case) -> Result<EndToEnd> {
     let endpoint = LoopbackEndpoint::start(DATABASE).await?;
     endpoint.client.management(DATABASE, SCHEMA).await?;
     let emulator = &endpoint.emulator;
-    let mut sink = endpoint
+    let sink = endpoint
         .open(
             runtime,
             "e2e",
@@ -99,7 +99,7 @@ pub async fn measure(runtime: &PluginRuntime, case: &Case) -> Result<EndToEnd> {
         ..Delivery::default()
     };
     let pipeline = tokio::spawn(async move {
-        run::from_mqtt(&mut sink, &source, delivery, PipelineOptions::default()).await
+        run::from_mqtt(sink, &source, delivery, PipelineOptions::default()).await
     });
 
     let mut publisher = Publisher::start(broker.port)?;

@@ -64,7 +64,7 @@ pub async fn measure(plugin: &[u8], messages: usize, runs: usize) -> Result<Tran
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for _ in 0..runs.max(1) {
         for transformed in [false, true] {
-            let mut sink = runtime
+            let sink = runtime
                 .open(
                     "bench",
                     "https://bench.westeurope.kusto.windows.net",
@@ -91,8 +91,7 @@ pub async fn measure(plugin: &[u8], messages: usize, runs: usize) -> Result<Tran
             };
             let started = Instant::now();
             let report =
-                pipeline::run_with(&mut sink, receiver, delivery, &PipelineOptions::default())
-                    .await?;
+                pipeline::run_with(sink, receiver, delivery, &PipelineOptions::default()).await?;
             let rate = messages as f64 / started.elapsed().as_secs_f64();
             producer.await?;
             if report.ingested != messages as u64 {

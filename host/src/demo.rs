@@ -102,7 +102,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoResult> {
     if let Some(s) = options.latency_seconds {
         config.push(("batching.latencySeconds".into(), s.to_string()));
     }
-    let mut sink = runtime
+    let sink = runtime
         .open(
             "adx",
             &emulator.url(),
@@ -134,7 +134,8 @@ pub async fn run(options: &DemoOptions) -> Result<DemoResult> {
         metrics: Some(metrics),
         ..Delivery::default()
     };
-    let report = pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
+    let instantiate_time = sink.instantiate_time();
+    let report = pipeline::run_with(sink, receiver, delivery, &pipeline_options).await;
     progress.finish().await;
     let report = report?;
     producer.await??;
@@ -160,7 +161,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoResult> {
         rows_in_table,
         first_rows,
         compile_time: runtime.load_time,
-        instantiate_time: sink.instantiate_time(),
+        instantiate_time,
         emulator,
         page_url,
     })

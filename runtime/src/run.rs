@@ -87,6 +87,13 @@ pub struct RunArgs {
     /// DIR/AUDIENCE, read again whenever Kubernetes rotates it [default: /var/run/secrets/tokens].
     #[arg(long, value_name = "DIR")]
     pub service_account_tokens: Option<PathBuf>,
+    /// Plugin instances per dataflow, each with one request to the destination at a time:
+    /// while one waits for its answer, the next messages go to another. Acknowledgements
+    /// stay in arrival order. 1 sends one request at a time. From 1 to 64 [default: 4].
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::ValueParser::new(clap::builder::TypedValueParser::map(
+              clap::value_parser!(u8).range(1..=crate::pipeline::MAX_LANES as i64), usize::from)))]
+    pub requests_in_flight: Option<usize>,
 }
 
 impl RunArgs {
@@ -339,7 +346,7 @@ impl Dataflow {
             opener,
             labelled,
         } = self;
-        let mut sink = opener.open(&plan).await?;
+        let sink = opener.open(&plan).await?;
         let source = match &args.input {
             Some(input) if args.dead_letter_topic.is_none() => Source::JsonLines(input.clone()),
             _ => Source::Mqtt(Box::new(mqtt_source(&plan, &deployment, &args)?)),
@@ -370,7 +377,12 @@ impl Dataflow {
             plan.dataflow.data_destination,
             dead_letters.describe()
         );
-        let mut pipeline_options = PipelineOptions::default();
+        let mut pipeline_options = PipelineOptions {
+            requests_in_flight: args
+                .requests_in_flight
+                .unwrap_or(crate::pipeline::REQUESTS_IN_FLIGHT),
+            ..PipelineOptions::default()
+        };
         if let Some(pause) = pause {
             pipeline_options.pause = pause;
         }
@@ -394,8 +406,7 @@ impl Dataflow {
                 let producer =
                     tokio::spawn(async move { jsonl::read_path(&input, &input, sender).await });
                 let progress = Progress::start(&label, metrics);
-                let report =
-                    pipeline::run_with(&mut sink, receiver, delivery, &pipeline_options).await;
+                let report = pipeline::run_with(sink, receiver, delivery, &pipeline_options).await;
                 progress.finish().await;
                 let report = report?;
                 producer.abort();
@@ -414,7 +425,7 @@ impl Dataflow {
                     mqtt.window()
                 );
                 let progress = Progress::start(&label, metrics);
-                let report = from_mqtt(&mut sink, &mqtt, delivery, pipeline_options).await;
+                let report = from_mqtt(sink, &mqtt, delivery, pipeline_options).await;
                 progress.finish().await;
                 report
             }
@@ -425,7 +436,7 @@ impl Dataflow {
 /// Feeds `sink` from an MQTT source until `delivery.shutdown`; the source's in-flight bound
 /// is the pipeline's, and each message is acknowledged to the broker once settled.
 pub async fn from_mqtt(
-    sink: &mut PluginSink,
+    sink: PluginSink,
     source_options: &MqttSourceOptions,
     mut delivery: Delivery,
     mut pipeline_options: PipelineOptions,

@@ -216,13 +216,13 @@ async fn short_lived_tokens_rotate_without_a_single_refused_request() {
     let service = IdentityService::start(Duration::from_secs(2)).await;
     let adx = endpoint_trusting(&service).await;
     let runtime = adx_runtime();
-    let mut sink = open_with_imds(&runtime, &service, &adx).await;
+    let sink = open_with_imds(&runtime, &service, &adx).await;
     let options = PipelineOptions {
         feed_chunk: 50,
         ..PipelineOptions::default()
     };
     // 3000 messages over about 5 s: two and a half token lifetimes.
-    let report = pipeline::run(&mut sink, paced_source(3000, 600), &options)
+    let report = pipeline::run(sink, paced_source(3000, 600), &options)
         .await
         .unwrap();
     assert!(report.all_accounted_for(), "{report:?}");
@@ -257,7 +257,7 @@ async fn an_identity_outage_loses_nothing() {
     let adx = endpoint_trusting(&service).await;
     service.set_down(true);
     let runtime = adx_runtime();
-    let mut sink = open_with_imds(&runtime, &service, &adx).await;
+    let sink = open_with_imds(&runtime, &service, &adx).await;
     let options = PipelineOptions {
         retry: RetryPolicy {
             initial: Duration::from_millis(200),
@@ -271,7 +271,7 @@ async fn an_identity_outage_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         recovering.set_down(false);
     });
-    let report = pipeline::run(&mut sink, paced_source(500, 1000), &options)
+    let report = pipeline::run(sink, paced_source(500, 1000), &options)
         .await
         .unwrap();
     assert!(report.all_accounted_for(), "{report:?}");

@@ -181,7 +181,7 @@ async fn a_batch_waiting_for_its_latency_is_sent_without_more_messages() {
             ("batching.maxMessages", "1000"),
         ],
     );
-    let mut sink = adx.open(&runtime, config).await;
+    let sink = adx.open(&runtime, config).await;
 
     let (sender, receiver) = sources::channel();
     for n in 0..3 {
@@ -197,10 +197,9 @@ async fn a_batch_waiting_for_its_latency_is_sent_without_more_messages() {
     }
     let started = Instant::now();
     let pipeline = tokio::spawn(async move {
-        let report = pipeline::run(&mut sink, receiver, &PipelineOptions::default())
+        pipeline::run(sink, receiver, &PipelineOptions::default())
             .await
-            .unwrap();
-        (report, sink)
+            .unwrap()
     });
     // The source stays open: only the latency bound can send these three.
     while adx.emulator.rows(end_to_end_tests::DATABASE, "t").len() < 3 {
@@ -217,7 +216,7 @@ async fn a_batch_waiting_for_its_latency_is_sent_without_more_messages() {
     );
     assert_eq!(adx.ingest_statuses(), vec![200]);
     drop(sender);
-    let (report, _) = pipeline.await.unwrap();
+    let report = pipeline.await.unwrap();
     assert!(report.all_accounted_for(), "{report:?}");
     assert_eq!(report.ingested, 3);
 }

@@ -18,6 +18,7 @@ mod page;
 mod plugin_inspect;
 mod plugin_limits;
 mod plugin_restart;
+mod requests_in_flight;
 mod run_config;
 mod sustained_faults;
 mod tls;

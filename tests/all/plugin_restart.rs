@@ -10,8 +10,7 @@ use dataflow_runtime::identity::StaticToken;
 use dataflow_runtime::metrics::Metrics;
 use dataflow_runtime::pipeline::{self, Delivery, PipelineOptions};
 use dataflow_runtime::plugin::{Limits, PluginRuntime};
-use dataflow_runtime::sources::{self, SourceMessage};
-use end_to_end_tests::{adx_runtime, http_probe_wasm, LocalAdx, DATABASE};
+use end_to_end_tests::{adx_runtime, http_probe_wasm, numbered_messages, LocalAdx, DATABASE};
 
 async fn run_misbehaving(
     misbehave: &str,
@@ -30,7 +29,7 @@ async fn run_misbehaving(
         ),
         ("misbehave".to_string(), misbehave.to_string()),
     ];
-    let mut sink = runtime
+    let sink = runtime
         .open(
             "probe",
             &url,
@@ -49,36 +48,12 @@ async fn run_misbehaving(
         metrics: Some(metrics.clone()),
         ..Delivery::default()
     };
-    let report = pipeline::run_with(&mut sink, receiver, delivery, &options)
+    let report = pipeline::run_with(sink, receiver, delivery, &options)
         .await
         .unwrap();
-    let mut numbers: Vec<u64> = adx
-        .emulator
-        .rows(DATABASE, "t")
-        .iter()
-        .filter_map(|row| row[0].as_u64())
-        .collect();
-    numbers.sort();
+    let mut numbers = adx.numbers("t");
     numbers.dedup();
     (report, numbers, metrics.render())
-}
-
-/// `count` numbered messages, one every `every`.
-fn numbered_messages(count: u64, every: Duration) -> sources::SourceReceiver {
-    let (sender, receiver) = sources::channel();
-    tokio::spawn(async move {
-        for n in 0..count {
-            tokio::time::sleep(every).await;
-            let message = SourceMessage {
-                topic: "t".into(),
-                payload: format!(r#"{{"n": {n}}}"#).into_bytes(),
-                origin: format!("m{n}").into(),
-                ..Default::default()
-            };
-            sender.send(message).await.unwrap();
-        }
-    });
-    receiver
 }
 
 /// Another endpoint of the same process: the ADX plugin into its own table, 100 messages in
@@ -87,14 +62,14 @@ async fn run_neighbour() -> (dataflow_runtime::pipeline::PipelineReport, usize) 
     let table = ".create table t (n: long)";
     let adx = LocalAdx::start(table, true).await;
     let runtime = adx_runtime();
-    let mut sink = adx
+    let sink = adx
         .open(
             &runtime,
             adx.adx_config("t", table, &[("batching.maxMessages", "10")]),
         )
         .await;
     let report = pipeline::run(
-        &mut sink,
+        sink,
         numbered_messages(100, Duration::from_millis(30)),
         &PipelineOptions::default(),
     )

@@ -169,10 +169,10 @@ impl LocalAdx {
     ) {
         use dataflow_runtime::pipeline::{self, PipelineOptions};
         use dataflow_runtime::sources::{self, synthetic};
-        let mut sink = self.open(runtime, config).await;
+        let sink = self.open(runtime, config).await;
         let (sender, receiver) = sources::channel();
         tokio::spawn(synthetic::generate(messages, sender));
-        let report = pipeline::run(&mut sink, receiver, &PipelineOptions::default())
+        let report = pipeline::run(sink, receiver, &PipelineOptions::default())
             .await
             .unwrap();
         assert_eq!(report.ingested, messages);
@@ -239,6 +239,18 @@ metadata:
             .map(|r| r.status)
             .collect()
     }
+
+    /// The first column of `table` as numbers, sorted (duplicates kept, to be counted).
+    pub fn numbers(&self, table: &str) -> Vec<u64> {
+        let mut numbers: Vec<u64> = self
+            .emulator
+            .rows(DATABASE, table)
+            .iter()
+            .filter_map(|row| row[0].as_u64())
+            .collect();
+        numbers.sort();
+        numbers
+    }
 }
 
 pub fn adx_runtime() -> PluginRuntime {
@@ -254,4 +266,27 @@ pub fn message(sequence: u64, topic: &str, payload: &str) -> Message {
         user_properties: Vec::new(),
         timestamp_nanos: 0,
     }
+}
+
+/// A source of `count` messages `{"n": 0}`, `{"n": 1}`, … on topic `t` (origins `m0`, `m1`,
+/// …), one every `every`.
+pub fn numbered_messages(
+    count: u64,
+    every: std::time::Duration,
+) -> dataflow_runtime::sources::SourceReceiver {
+    use dataflow_runtime::sources::{self, SourceMessage};
+    let (sender, receiver) = sources::channel();
+    tokio::spawn(async move {
+        for n in 0..count {
+            tokio::time::sleep(every).await;
+            let message = SourceMessage {
+                topic: "t".into(),
+                payload: format!(r#"{{"n": {n}}}"#).into_bytes(),
+                origin: format!("m{n}").into(),
+                ..Default::default()
+            };
+            sender.send(message).await.unwrap();
+        }
+    });
+    receiver
 }

@@ -114,16 +114,16 @@ pub struct Metrics {
 
 struct PluginTotals {
     earlier: Statistics,
-    current: Statistics,
-    instance: u32,
+    /// By lane (the pipeline's plugin instances side by side): which instance (restarts
+    /// of that lane) and its statistics so far.
+    current: Vec<(u64, Statistics)>,
 }
 
 impl Default for PluginTotals {
     fn default() -> Self {
         Self {
             earlier: zero(),
-            current: zero(),
-            instance: 0,
+            current: Vec::new(),
         }
     }
 }
@@ -209,15 +209,18 @@ impl Metrics {
         }
     }
 
-    /// The plugin's own statistics; `instance` counts restarts, whose statistics start over.
-    pub fn plugin_statistics(&self, instance: u32, statistics: Statistics) {
+    /// The plugin's own statistics, of the instance of `lane` that `instance` counts (its
+    /// restarts: a fresh instance's statistics start over).
+    pub fn plugin_statistics(&self, lane: usize, instance: u64, statistics: Statistics) {
         let mut totals = self.plugin_totals.lock().unwrap();
-        if instance != totals.instance {
-            let finished = totals.current;
-            add(&mut totals.earlier, &finished);
-            totals.instance = instance;
+        if totals.current.len() <= lane {
+            totals.current.resize(lane + 1, (0, zero()));
         }
-        totals.current = statistics;
+        let (current_instance, current) = totals.current[lane];
+        if instance != current_instance {
+            add_statistics(&mut totals.earlier, &current);
+        }
+        totals.current[lane] = (instance, statistics);
     }
 
     /// The text exposition format.
@@ -273,8 +276,10 @@ impl Metrics {
         let mut totals = zero();
         {
             let plugin = self.plugin_totals.lock().unwrap();
-            add(&mut totals, &plugin.earlier);
-            add(&mut totals, &plugin.current);
+            add_statistics(&mut totals, &plugin.earlier);
+            for (_, current) in &plugin.current {
+                add_statistics(&mut totals, current);
+            }
         }
         counter(
             "dataflow_rows_sent_total",
@@ -393,7 +398,8 @@ impl Metrics {
     }
 }
 
-fn add(into: &mut Statistics, other: &Statistics) {
+/// Adds `other`'s counts to `into`'s.
+pub(crate) fn add_statistics(into: &mut Statistics, other: &Statistics) {
     into.messages_accepted += other.messages_accepted;
     into.messages_ingested += other.messages_ingested;
     into.messages_rejected += other.messages_rejected;
@@ -478,23 +484,25 @@ mod tests {
     }
 
     #[test]
-    fn plugin_statistics_add_up_across_restarts() {
+    fn plugin_statistics_add_up_across_restarts_and_instances() {
         let metrics = Metrics::new("adx", "t");
         let stats = |rows| Statistics {
             messages_ingested: rows,
             bytes_encoded: rows * 10,
             ..zero()
         };
-        metrics.plugin_statistics(0, stats(5));
-        metrics.plugin_statistics(0, stats(7));
-        metrics.plugin_statistics(1, stats(2));
+        metrics.plugin_statistics(0, 0, stats(5));
+        metrics.plugin_statistics(0, 0, stats(7));
+        metrics.plugin_statistics(0, 1, stats(2));
+        // Another instance side by side counts in too.
+        metrics.plugin_statistics(1, 0, stats(4));
         let text = metrics.render();
         assert!(
-            text.contains("dataflow_rows_sent_total{endpoint=\"adx\",table=\"t\"} 9"),
+            text.contains("dataflow_rows_sent_total{endpoint=\"adx\",table=\"t\"} 13"),
             "{text}"
         );
         assert!(
-            text.contains("dataflow_bytes_encoded_total{endpoint=\"adx\",table=\"t\"} 90"),
+            text.contains("dataflow_bytes_encoded_total{endpoint=\"adx\",table=\"t\"} 130"),
             "{text}"
         );
     }

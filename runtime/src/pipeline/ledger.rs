@@ -63,9 +63,15 @@ struct Entry {
     /// into the chunk's other origins.
     origin: u32,
     origin_kind: OriginKind,
+    /// The plugin instance that holds it (`Lane`): only that one may answer for it, and a
+    /// fresh instance that replaces it gets it again.
+    lane: Lane,
     has_receipt: bool,
     settled: bool,
 }
+
+/// Which of a pipeline's plugin instances a message was handed to.
+pub type Lane = u8;
 
 /// How an entry's `origin` is read.
 #[derive(Clone, Copy)]
@@ -138,7 +144,7 @@ impl Chunk {
         &self.arena[span.start as usize..(span.start + span.len) as usize]
     }
 
-    fn push(&mut self, m: &Message, origin: &Origin, receipt: Option<u64>) {
+    fn push(&mut self, m: &Message, origin: &Origin, receipt: Option<u64>, lane: Lane) {
         let previous = self.entries.last();
         let (topic, content_type) = (
             previous.map(|e| e.topic),
@@ -171,6 +177,7 @@ impl Chunk {
             receipt: receipt.unwrap_or_default(),
             origin,
             origin_kind,
+            lane,
             has_receipt: receipt.is_some(),
             settled: false,
         });
@@ -261,6 +268,8 @@ pub struct Ledger {
     next_sequence: u64,
     in_flight: usize,
     unsettled: usize,
+    /// Unsettled messages by the lane that holds them.
+    unsettled_in: Vec<usize>,
     pub report: PipelineReport,
 }
 
@@ -286,6 +295,14 @@ impl Ledger {
         self.unsettled
     }
 
+    /// Unsettled messages that `lane` holds.
+    pub fn unsettled_in(&self, lane: Lane) -> usize {
+        self.unsettled_in
+            .get(usize::from(lane))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Bytes the ledger holds for its messages: their arenas and entries.
     #[cfg(test)]
     pub fn held_bytes(&self) -> usize {
@@ -295,21 +312,43 @@ impl Ledger {
             .sum()
     }
 
-    /// Copies of the messages not yet settled, in order: what a fresh plugin instance gets.
-    pub fn unsettled_messages(&self) -> Vec<Message> {
+    /// Copies of the messages `lane` holds and has not settled, in order: what a fresh plugin
+    /// instance in its place gets.
+    pub fn unsettled_messages(&self, lane: Lane) -> Vec<Message> {
         self.chunks
             .iter()
             .flat_map(|chunk| {
                 (chunk.released..chunk.entries.len())
-                    .filter(|&i| !chunk.entries[i].settled)
+                    .filter(|&i| !chunk.entries[i].settled && chunk.entries[i].lane == lane)
                     .map(|i| chunk.message(i))
             })
             .collect()
     }
 
-    /// Records messages handed to the plugin; they must carry the next sequence numbers.
-    /// `sources` holds each message's origin and receipt.
-    pub fn admit(&mut self, messages: &[Message], sources: &[(Origin, Option<u64>)]) {
+    /// Every unsettled message is held by `lane` from now on (the others are gone).
+    pub fn move_unsettled_to(&mut self, lane: Lane) {
+        for chunk in &mut self.chunks {
+            let released = chunk.released;
+            for entry in &mut chunk.entries[released..] {
+                entry.lane = lane;
+            }
+        }
+        self.unsettled_in.clear();
+        let unsettled = self.unsettled;
+        self.held_by(lane, |held| *held = unsettled);
+    }
+
+    fn held_by(&mut self, lane: Lane, change: impl FnOnce(&mut usize)) {
+        let lane = usize::from(lane);
+        if self.unsettled_in.len() <= lane {
+            self.unsettled_in.resize(lane + 1, 0);
+        }
+        change(&mut self.unsettled_in[lane]);
+    }
+
+    /// Records messages handed to the plugin instance `lane`; they must carry the next
+    /// sequence numbers. `sources` holds each message's origin and receipt.
+    pub fn admit(&mut self, messages: &[Message], sources: &[(Origin, Option<u64>)], lane: Lane) {
         debug_assert_eq!(messages.len(), sources.len());
         debug_assert!(messages
             .iter()
@@ -325,9 +364,10 @@ impl Ledger {
                 let next = Chunk::new(chunk.end_sequence(), 0, 0);
                 self.push_chunk(std::mem::replace(&mut chunk, next));
             }
-            chunk.push(m, origin, *receipt);
+            chunk.push(m, origin, *receipt, lane);
         }
         self.push_chunk(chunk);
+        self.held_by(lane, |held| *held += messages.len());
         self.report.peak_in_flight = self.report.peak_in_flight.max(self.unsettled as u64);
     }
 
@@ -343,42 +383,44 @@ impl Ledger {
     }
 
     /// Marks messages a filter rule dropped: settled, without a row or a dead letter.
-    pub fn filter_out(&mut self, sequences: &[u64]) {
+    pub fn filter_out(&mut self, sequences: &[u64], lane: Lane) {
         for &sequence in sequences {
-            if self.settle(sequence).is_some() {
+            if self.settle(sequence, lane).is_some() {
                 self.report.filtered += 1;
             }
         }
     }
 
-    /// Marks a message settled; its chunk and index, or `None` if it is unknown or was
-    /// settled already.
-    fn settle(&mut self, sequence: u64) -> Option<(usize, usize)> {
+    /// Marks a message `lane` holds settled; its chunk and index, or `None` if it is unknown,
+    /// was settled already or is another lane's.
+    fn settle(&mut self, sequence: u64, lane: Lane) -> Option<(usize, usize)> {
         let chunk = self
             .chunks
             .partition_point(|c| c.end_sequence() <= sequence);
         let c = self.chunks.get_mut(chunk)?;
         let index = sequence.checked_sub(c.first_sequence)? as usize;
         let entry = c.entries.get_mut(index)?;
-        if entry.settled || index < c.released {
+        if entry.settled || index < c.released || entry.lane != lane {
             return None;
         }
         entry.settled = true;
         self.unsettled -= 1;
+        self.held_by(lane, |held| *held -= 1);
         Some((chunk, index))
     }
 
     /// Marks the outcome's messages settled; returns the rejected ones for the dead-letter
-    /// sink. Acknowledgements for unknown or already settled messages are ignored.
-    pub fn record(&mut self, outcome: &Outcome) -> Vec<DeadLetter> {
+    /// sink. Answers from `lane` for messages it does not hold (unknown, already settled or
+    /// another instance's) are ignored.
+    pub fn record(&mut self, outcome: &Outcome, lane: Lane) -> Vec<DeadLetter> {
         for &sequence in &outcome.ingested {
-            if self.settle(sequence).is_some() {
+            if self.settle(sequence, lane).is_some() {
                 self.report.ingested += 1;
             }
         }
         let mut letters = Vec::new();
         for rejection in &outcome.rejected {
-            if let Some((chunk, index)) = self.settle(rejection.sequence) {
+            if let Some((chunk, index)) = self.settle(rejection.sequence, lane) {
                 let chunk = &self.chunks[chunk];
                 let message = chunk.message(index);
                 let origin = chunk.origin(&chunk.entries[index]).describe(&message.topic);
@@ -437,12 +479,16 @@ mod tests {
     }
 
     fn admit(ledger: &mut Ledger, count: u64) {
+        admit_to(ledger, count, 0);
+    }
+
+    fn admit_to(ledger: &mut Ledger, count: u64, lane: Lane) {
         let first = ledger.next_sequence();
         let messages: Vec<Message> = (first..first + count).map(message).collect();
         let sources: Vec<(Origin, Option<u64>)> = (first..first + count)
             .map(|sequence| (Origin::Text(format!("m{sequence}")), Some(100 + sequence)))
             .collect();
-        ledger.admit(&messages, &sources);
+        ledger.admit(&messages, &sources, lane);
     }
 
     fn ingested(sequences: Vec<u64>) -> Outcome {
@@ -457,15 +503,18 @@ mod tests {
     fn receipts_are_released_in_arrival_order_once_everything_before_is_settled() {
         let mut ledger = Ledger::new();
         admit(&mut ledger, 4);
-        let letters = ledger.record(&Outcome {
-            ingested: vec![2, 4],
-            rejected: vec![Rejection {
-                sequence: 3,
-                kind: RejectionKind::Payload,
-                reason: "bad".into(),
-            }],
-            failure: None,
-        });
+        let letters = ledger.record(
+            &Outcome {
+                ingested: vec![2, 4],
+                rejected: vec![Rejection {
+                    sequence: 3,
+                    kind: RejectionKind::Payload,
+                    reason: "bad".into(),
+                }],
+                failure: None,
+            },
+            0,
+        );
         assert_eq!(letters.len(), 1);
         assert_eq!(
             (letters[0].origin.as_str(), letters[0].reason.as_str()),
@@ -473,7 +522,7 @@ mod tests {
         );
         assert_eq!(ledger.release(), Vec::<u64>::new(), "1 is not settled yet");
         assert_eq!((ledger.in_flight(), ledger.unsettled()), (4, 1));
-        ledger.record(&ingested(vec![1, 1, 99]));
+        ledger.record(&ingested(vec![1, 1, 99]), 0);
         assert_eq!(ledger.release(), vec![101, 102, 103, 104]);
         assert_eq!((ledger.in_flight(), ledger.next_sequence()), (0, 5));
         let r = &ledger.report;
@@ -547,20 +596,23 @@ mod tests {
             "input.jsonl:1099511627776",
             "other.jsonl:4",
         ];
-        ledger.admit(&messages, &sources);
-        let replayed = ledger.unsettled_messages();
+        ledger.admit(&messages, &sources, 0);
+        let replayed = ledger.unsettled_messages(0);
         assert_eq!(format!("{replayed:?}"), format!("{messages:?}"));
-        let letters = ledger.record(&Outcome {
-            ingested: vec![],
-            rejected: [2, 1, 3, 7, 6, 5, 4]
-                .map(|sequence| Rejection {
-                    sequence,
-                    kind: RejectionKind::Payload,
-                    reason: format!("r{sequence}"),
-                })
-                .to_vec(),
-            failure: None,
-        });
+        let letters = ledger.record(
+            &Outcome {
+                ingested: vec![],
+                rejected: [2, 1, 3, 7, 6, 5, 4]
+                    .map(|sequence| Rejection {
+                        sequence,
+                        kind: RejectionKind::Payload,
+                        reason: format!("r{sequence}"),
+                    })
+                    .to_vec(),
+                failure: None,
+            },
+            0,
+        );
         let by_sequence = |s: u64| letters.iter().find(|l| l.message.sequence == s).unwrap();
         for (m, origin) in messages.iter().zip(origins) {
             let letter = by_sequence(m.sequence);
@@ -577,22 +629,22 @@ mod tests {
         admit(&mut ledger, 1000);
         let both = ledger.held_bytes();
         // Everything of the second chunk settles first, and all but one of the first.
-        ledger.record(&ingested((2..=2000).collect()));
+        ledger.record(&ingested((2..=2000).collect()), 0);
         assert!(ledger.release().is_empty());
         assert_eq!((ledger.held_bytes(), ledger.in_flight()), (both, 2000));
-        ledger.record(&ingested(vec![1]));
+        ledger.record(&ingested(vec![1]), 0);
         assert_eq!(ledger.release(), (101..2101).collect::<Vec<u64>>());
         assert_eq!((ledger.held_bytes(), ledger.in_flight()), (0, 0));
 
         // Released part way: the chunk stays until its last message goes.
         admit(&mut ledger, 1000);
         let one = ledger.held_bytes();
-        ledger.record(&ingested((2001..2500).collect()));
+        ledger.record(&ingested((2001..2500).collect()), 0);
         assert_eq!(ledger.release().len(), 499);
         assert_eq!((ledger.held_bytes(), ledger.in_flight()), (one, 501));
-        assert_eq!(ledger.unsettled_messages().len(), 501);
+        assert_eq!(ledger.unsettled_messages(0).len(), 501);
         // A message released already is not settled again.
-        ledger.record(&ingested(vec![2001]));
+        ledger.record(&ingested(vec![2001]), 0);
         assert_eq!(ledger.report.ingested, 2499);
     }
 
@@ -620,7 +672,7 @@ mod tests {
                 )
             })
             .collect();
-        ledger.admit(&messages, &sources);
+        ledger.admit(&messages, &sources, 0);
         // Three runs of one topic: each topic kept once per run, the content type once.
         let shared = 3 * "readings/site0".len() + "application/json".len();
         let fields = 1000 * (190 + 10);
@@ -631,7 +683,38 @@ mod tests {
             "{}",
             std::mem::size_of::<Entry>()
         );
-        let replayed = ledger.unsettled_messages();
+        let replayed = ledger.unsettled_messages(0);
         assert_eq!(format!("{replayed:?}"), format!("{messages:?}"));
+    }
+
+    #[test]
+    fn each_lane_answers_for_its_own_messages_and_receipts_stay_in_arrival_order() {
+        let mut ledger = Ledger::new();
+        admit_to(&mut ledger, 3, 0); // 1..=3
+        admit_to(&mut ledger, 2, 1); // 4..=5
+        admit_to(&mut ledger, 2, 0); // 6..=7
+        assert_eq!((ledger.unsettled_in(0), ledger.unsettled_in(1)), (5, 2));
+        assert_eq!(ledger.unsettled_in(2), 0);
+        // Lane 1 cannot settle what lane 0 holds, even by naming it.
+        ledger.record(&ingested(vec![1, 4, 5, 6]), 1);
+        assert_eq!((ledger.unsettled_in(0), ledger.unsettled_in(1)), (5, 0));
+        assert_eq!(ledger.release(), Vec::<u64>::new(), "1 is not settled yet");
+        let of_lane_0: Vec<u64> = ledger
+            .unsettled_messages(0)
+            .iter()
+            .map(|m| m.sequence)
+            .collect();
+        assert_eq!(of_lane_0, vec![1, 2, 3, 6, 7]);
+        assert!(ledger.unsettled_messages(1).is_empty());
+        ledger.record(&ingested(vec![1, 2, 3]), 0);
+        assert_eq!(ledger.release(), vec![101, 102, 103, 104, 105]);
+        // Another instance takes over everything left.
+        ledger.move_unsettled_to(1);
+        assert_eq!((ledger.unsettled_in(0), ledger.unsettled_in(1)), (0, 2));
+        ledger.record(&ingested(vec![6, 7]), 0);
+        assert_eq!(ledger.unsettled(), 2, "lane 0 no longer holds them");
+        ledger.record(&ingested(vec![7, 6]), 1);
+        assert_eq!(ledger.release(), vec![106, 107]);
+        assert_eq!((ledger.in_flight(), ledger.unsettled()), (0, 0));
     }
 }

@@ -5,6 +5,7 @@
 //! message ends ingested, dead-lettered with a reason, or unacknowledged (and so delivered
 //! again by a source that keeps them, like an MQTT broker).
 
+mod lanes;
 mod ledger;
 mod retry;
 mod transform;
@@ -23,6 +24,8 @@ use crate::plugin::{
 };
 use crate::sources::mqtt::MqttTotals;
 use crate::sources::{Acknowledger, Origin, SourceReceiver};
+pub use lanes::MAX_LANES;
+use lanes::{Call, Lane, Lanes, Returned};
 use ledger::Ledger;
 pub use retry::{RetryPolicy, Shutdown, Waited};
 pub use transform::TransformStage;
@@ -31,6 +34,10 @@ pub use transform::TransformStage;
 pub struct PipelineOptions {
     /// Messages handed to the plugin per call.
     pub feed_chunk: usize,
+    /// Plugin instances side by side, each with one call (and so one request to the
+    /// destination) at a time: while one sends, the next messages go to another. 1 sends
+    /// one request at a time. At most `MAX_LANES`.
+    pub requests_in_flight: usize,
     /// Messages taken from the source and not yet released back to it. At this bound the
     /// pipeline stops reading and flushes: the source (the broker) holds the rest.
     pub max_in_flight: usize,
@@ -55,6 +62,9 @@ pub struct PipelineOptions {
 /// takes (4 MB), for payloads of which the table reads only part.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The default `requests_in_flight`.
+pub const REQUESTS_IN_FLIGHT: usize = 4;
+
 /// How often the host repeats that the in-flight window limits throughput.
 const WINDOW_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -65,6 +75,7 @@ impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
             feed_chunk: 1000,
+            requests_in_flight: REQUESTS_IN_FLIGHT,
             max_in_flight: 200_000,
             retry: RetryPolicy::default(),
             pause: RetryPolicy::pause(),
@@ -218,16 +229,17 @@ impl PipelineReport {
 
 /// Runs until the source ends: every message is settled or the report says why not.
 pub async fn run(
-    sink: &mut PluginSink,
+    sink: PluginSink,
     source: SourceReceiver,
     options: &PipelineOptions,
 ) -> Result<PipelineReport> {
     run_with(sink, source, Delivery::default(), options).await
 }
 
-/// Runs until the source ends or a shutdown is requested.
+/// Runs until the source ends or a shutdown is requested. `sink` is the first of the plugin
+/// instances (`PipelineOptions::requests_in_flight`); all are closed at the end.
 pub async fn run_with(
-    sink: &mut PluginSink,
+    sink: PluginSink,
     mut source: SourceReceiver,
     delivery: Delivery,
     options: &PipelineOptions,
@@ -243,6 +255,7 @@ pub async fn run_with(
         metrics: delivery.metrics,
         window_warned: None,
     };
+    let mut lanes = Lanes::new(sink, options.requests_in_flight);
     let mut buffer = Vec::with_capacity(options.feed_chunk);
     let mut swaps = delivery.swaps;
     let mut transform = delivery.transform;
@@ -252,37 +265,95 @@ pub async fn run_with(
         if run.shutdown.is_requested() {
             break None;
         }
-        let room = options.max_in_flight.saturating_sub(run.ledger.in_flight());
-        if room == 0 {
-            let outcome = run.call(sink, Then::Flush).await?;
-            match run.settle(sink, outcome).await?.stop_reason() {
+        // A lane back from its call is settled before anything else.
+        if let Some(returned) = lanes.try_returned() {
+            match run
+                .settle_returned(&mut lanes, returned?)
+                .await?
+                .stop_reason()
+            {
                 Some(reason) => break Some(reason),
                 None => continue,
             }
         }
-        let due = if run.ledger.unsettled() == 0 {
-            None
-        } else {
-            let due = match sink.next_flush_due().await {
-                Ok(due) => due,
-                Err(error) => {
-                    let outcome = run.recover(sink, error.into(), Then::Flush).await?;
-                    match run.settle(sink, outcome).await?.stop_reason() {
-                        Some(reason) => break Some(reason),
-                        None => continue,
+        let room = options.max_in_flight.saturating_sub(run.ledger.in_flight());
+        if room == 0 {
+            // The window is full: what the lanes hold is sent, and nothing more is read until
+            // some of it is settled.
+            if !lanes.any_away() {
+                let holding = lanes
+                    .home()
+                    .into_iter()
+                    .filter(|&index| run.ledger.unsettled_in(index) > 0)
+                    .collect::<Vec<_>>();
+                for index in holding {
+                    lanes.send(index, Call::Flush);
+                }
+            }
+            if lanes.any_away() {
+                let returned = lanes.returned().await?;
+                match run
+                    .settle_returned(&mut lanes, returned)
+                    .await?
+                    .stop_reason()
+                {
+                    Some(reason) => break Some(reason),
+                    None => continue,
+                }
+            }
+        }
+        // The soonest latency bound of the lanes at home that hold messages.
+        let mut due: Option<(Duration, lanes::LaneIndex)> = None;
+        let mut failed = None;
+        for index in lanes.home() {
+            if run.ledger.unsettled_in(index) == 0 {
+                continue;
+            }
+            match lanes.home_mut(index).sink.next_flush_due().await {
+                Ok(lane_due) => {
+                    let lane_due = match options.flush_when_idle {
+                        true => Some(lane_due.map_or(IDLE_FLUSH, |d| d.min(IDLE_FLUSH))),
+                        false => lane_due,
+                    };
+                    if let Some(lane_due) = lane_due {
+                        if due.is_none_or(|(soonest, _)| lane_due < soonest) {
+                            due = Some((lane_due, index));
+                        }
                     }
                 }
-            };
-            match options.flush_when_idle {
-                true => Some(due.map_or(IDLE_FLUSH, |d| d.min(IDLE_FLUSH))),
-                false => due,
+                Err(error) => {
+                    failed = Some((index, error));
+                    break;
+                }
             }
+        }
+        if let Some((index, error)) = failed {
+            let mut lane = lanes.take(index);
+            let outcome = run.recover(&mut lane, error.into(), Then::Flush).await;
+            let settled = match outcome {
+                Ok(outcome) => run.settle(&mut lane, outcome).await,
+                Err(error) => Err(error),
+            };
+            lanes.put_back(lane);
+            match settled?.stop_reason() {
+                Some(reason) => break Some(reason),
+                None => continue,
+            }
+        }
+        let feed = match room {
+            0 => None,
+            _ => lanes.feedable().await,
         };
-        let outcome = tokio::select! {
-            received = source.recv_many(&mut buffer, options.feed_chunk.min(room)) => {
+        let settled = tokio::select! {
+            biased;
+            returned = lanes.returned(), if lanes.any_away() => {
+                run.settle_returned(&mut lanes, returned?).await?
+            }
+            received = source.recv_many(&mut buffer, options.feed_chunk.min(room)), if feed.is_some() => {
                 if received == 0 {
                     break None;
                 }
+                let lane = feed.expect("a lane to feed");
                 let first = run.ledger.next_sequence();
                 let (messages, sources): (Vec<Message>, Vec<(Origin, Option<u64>)>) = buffer
                     .drain(..)
@@ -302,49 +373,48 @@ pub async fn run_with(
                 if let Some(stage) = &mut transform {
                     stage.apply(&mut messages, &mut screened, &mut filtered, options.max_message_bytes);
                 }
-                let accepted = if screened.is_empty() && filtered.is_empty() {
-                    let accepted = sink.accept(&messages).await;
-                    run.ledger.admit(&messages, &sources);
-                    accepted
-                } else {
+                run.ledger.admit(&messages, &sources, lane);
+                if !screened.is_empty() || !filtered.is_empty() {
                     let settled: std::collections::HashSet<u64> = screened
                         .iter()
                         .map(|r| r.sequence)
                         .chain(filtered.iter().copied())
                         .collect();
-                    run.ledger.admit(&messages, &sources);
-                    run.ledger.filter_out(&filtered);
+                    run.ledger.filter_out(&filtered, lane);
                     messages.retain(|m| !settled.contains(&m.sequence));
                     if let Some(metrics) = &run.metrics {
                         metrics.filtered.set(run.ledger.report.filtered);
                     }
-                    run.record(&Outcome {
-                        ingested: Vec::new(),
-                        rejected: screened,
-                        failure: None,
-                    })
+                    run.record(
+                        &Outcome {
+                            ingested: Vec::new(),
+                            rejected: screened,
+                            failure: None,
+                        },
+                        lane,
+                    )
                     .await?;
-                    sink.accept(&messages).await
-                };
-                match accepted {
-                    Ok(outcome) => outcome,
-                    Err(error) => run.recover(sink, error.into(), Then::Nothing).await?,
                 }
+                if !messages.is_empty() {
+                    lanes.send(lane, Call::Accept(messages));
+                }
+                continue;
             }
-            _ = tokio::time::sleep(due.unwrap_or_default()), if due.is_some() => run.call(sink, Then::Flush).await?,
+            _ = tokio::time::sleep(due.map(|(d, _)| d).unwrap_or_default()), if due.is_some() => {
+                let (_, lane) = due.expect("a lane due");
+                lanes.send(lane, Call::Flush);
+                continue;
+            }
             Some(next) = next_swap(&mut swaps) => {
-                if let Some(reason) = run.swap(sink, next).await?.stop_reason() {
-                    break Some(reason);
+                let settled = run.swap(&mut lanes, next).await?;
+                if !matches!(settled, Settled::Stop(_)) {
+                    swapped += 1;
                 }
-                swapped += 1;
-                match run.feed_unsettled(sink).await {
-                    Ok(outcome) => outcome,
-                    Err(error) => run.recover(sink, error, Then::Nothing).await?,
-                }
+                settled
             }
             _ = run.shutdown.requested() => continue,
         };
-        if let Some(reason) = run.settle(sink, outcome).await?.stop_reason() {
+        if let Some(reason) = settled.stop_reason() {
             break Some(reason);
         }
     };
@@ -353,8 +423,7 @@ pub async fn run_with(
     // shutdown request, retries last at most the grace period.
     if stopped.is_none() {
         run.shutdown.start_grace();
-        let outcome = run.call(sink, Then::Close).await?;
-        if let Some(reason) = run.settle(sink, outcome).await?.stop_reason() {
+        if let Some(reason) = run.close_all(&mut lanes).await? {
             stopped = Some(reason);
         } else if run.ledger.unsettled() > 0 {
             stopped = Some(format!(
@@ -362,14 +431,16 @@ pub async fn run_with(
                 run.ledger.unsettled()
             ));
         }
+    } else {
+        run.gather(&mut lanes).await?;
     }
 
     let mut report = std::mem::take(&mut run.ledger.report);
     report.failure = stopped;
     report.unacknowledged = run.ledger.unsettled() as u64;
-    report.statistics = sink.statistics().await.ok();
-    report.plugin_peak_memory = sink.peak_memory_bytes();
-    report.plugin_restarts = sink.restarts;
+    report.statistics = lanes.statistics().await;
+    report.plugin_peak_memory = lanes.peak_memory_bytes();
+    report.plugin_restarts = lanes.restarts();
     report.plugin_swaps = swapped;
     report.elapsed = started.elapsed();
     Ok(report)
@@ -401,7 +472,7 @@ async fn next_swap(swaps: &mut Option<mpsc::Receiver<PluginSink>>) -> Option<Plu
 
 /// What a plugin call was doing, to do it again on a fresh instance.
 #[derive(Debug, Clone, Copy)]
-enum Then {
+pub(crate) enum Then {
     Flush,
     Close,
     Nothing,
@@ -427,10 +498,10 @@ fn absorb(into: &mut Outcome, other: Outcome) {
 }
 
 /// The plugin's statistics into the metrics (a call into the plugin: only with metrics).
-async fn observe_plugin(metrics: Option<Arc<Metrics>>, sink: &mut PluginSink) {
+async fn observe_plugin(metrics: Option<Arc<Metrics>>, lane: &mut Lane) {
     if let Some(metrics) = metrics {
-        if let Ok(statistics) = sink.statistics().await {
-            metrics.plugin_statistics(sink.restarts, statistics);
+        if let Ok(statistics) = lane.sink.statistics().await {
+            metrics.plugin_statistics(usize::from(lane.index), lane.instance(), statistics);
         }
     }
 }
@@ -472,10 +543,10 @@ impl Run<'_> {
     /// Records an outcome (dead letters written before anything is acknowledged) and, on a
     /// failure, waits and flushes again until it clears: transient failures with backoff,
     /// permanent ones (about the destination) by probing at the pause interval.
-    async fn settle(&mut self, sink: &mut PluginSink, mut outcome: Outcome) -> Result<Settled> {
+    async fn settle(&mut self, lane: &mut Lane, mut outcome: Outcome) -> Result<Settled> {
         let mut attempt = 0;
         loop {
-            self.record(&outcome).await?;
+            self.record(&outcome, lane.index).await?;
             let paused_now = |metrics: &Option<Arc<Metrics>>, paused: bool| {
                 if let Some(metrics) = metrics {
                     metrics
@@ -485,7 +556,7 @@ impl Run<'_> {
             };
             let Some(failure) = outcome.failure.take() else {
                 paused_now(&self.metrics, false);
-                observe_plugin(self.metrics.clone(), sink).await;
+                observe_plugin(self.metrics.clone(), lane).await;
                 return Ok(Settled::Clear);
             };
             paused_now(&self.metrics, failure.class == ErrorClass::Permanent);
@@ -532,8 +603,64 @@ impl Run<'_> {
                     )))
                 }
             }
-            outcome = self.call(sink, Then::Flush).await?;
+            outcome = self.call(lane, Then::Flush).await?;
         }
+    }
+
+    /// Settles what a lane's call came back with (a failed instance is replaced first) and
+    /// puts the lane back home.
+    async fn settle_returned(&mut self, lanes: &mut Lanes, returned: Returned) -> Result<Settled> {
+        lanes.note(&returned);
+        let Returned {
+            mut lane,
+            then,
+            result,
+        } = returned;
+        let settled = match result {
+            Ok(outcome) => self.settle(&mut lane, outcome).await,
+            Err(failure) => match self.recover(&mut lane, failure.into(), then).await {
+                Ok(outcome) => self.settle(&mut lane, outcome).await,
+                Err(error) => Err(error),
+            },
+        };
+        lanes.put_back(lane);
+        settled
+    }
+
+    /// Settles the calls still out, then closes every lane (side by side) and settles what
+    /// they sent; the reason if the pipeline cannot go on.
+    async fn close_all(&mut self, lanes: &mut Lanes) -> Result<Option<String>> {
+        while lanes.any_away() {
+            let returned = lanes.returned().await?;
+            if let Some(reason) = self.settle_returned(lanes, returned).await?.stop_reason() {
+                self.gather(lanes).await?;
+                return Ok(Some(reason));
+            }
+        }
+        for index in lanes.home() {
+            lanes.send(index, Call::Close);
+        }
+        while lanes.any_away() {
+            let returned = lanes.returned().await?;
+            if let Some(reason) = self.settle_returned(lanes, returned).await?.stop_reason() {
+                self.gather(lanes).await?;
+                return Ok(Some(reason));
+            }
+        }
+        Ok(None)
+    }
+
+    /// After the pipeline stopped: records what the calls still out come back with (what they
+    /// sent is settled, not sent again), without retrying anything.
+    async fn gather(&mut self, lanes: &mut Lanes) -> Result<()> {
+        while lanes.any_away() {
+            let Returned { lane, result, .. } = lanes.returned().await?;
+            if let Ok(outcome) = &result {
+                self.record(outcome, lane.index).await?;
+            }
+            lanes.put_back(lane);
+        }
+        Ok(())
     }
 
     /// A retry while the whole in-flight window waits on it stalls the source: the broker
@@ -560,25 +687,27 @@ impl Run<'_> {
         );
     }
 
-    /// Flushes or closes the plugin; a plugin that fails doing so is replaced (`recover`).
-    async fn call(&mut self, sink: &mut PluginSink, call: Then) -> Result<Outcome> {
+    /// Flushes or closes a lane's plugin; a plugin that fails doing so is replaced
+    /// (`recover`).
+    async fn call(&mut self, lane: &mut Lane, call: Then) -> Result<Outcome> {
         let result = match call {
-            Then::Flush => sink.flush().await,
-            Then::Close => sink.close().await,
+            Then::Flush => lane.sink.flush().await,
+            Then::Close => lane.sink.close().await,
             Then::Nothing => return Ok(empty_outcome()),
         };
         match result {
             Ok(outcome) => Ok(outcome),
-            Err(error) => self.recover(sink, error.into(), call).await,
+            Err(error) => self.recover(lane, error.into(), call).await,
         }
     }
 
-    /// A plugin call failed (a trap, the memory cap, the deadline): the instance is dropped,
-    /// a fresh one takes its place and gets the unsettled messages again, then does `then`.
-    /// Repeated failures back off; only the end of a shutdown's grace period gives up.
+    /// A plugin call failed (a trap, the memory cap, the deadline): the lane's instance is
+    /// dropped, a fresh one takes its place and gets the lane's unsettled messages again,
+    /// then does `then`. Repeated failures back off; only the end of a shutdown's grace
+    /// period gives up.
     async fn recover(
         &mut self,
-        sink: &mut PluginSink,
+        lane: &mut Lane,
         mut error: anyhow::Error,
         then: Then,
     ) -> Result<Outcome> {
@@ -591,7 +720,7 @@ impl Run<'_> {
             tracing::error!(
                 "plugin failed: {cause}; a fresh instance takes over in {:.1} s with the {} unsettled message(s)",
                 delay.as_secs_f64(),
-                self.ledger.unsettled()
+                self.ledger.unsettled_in(lane.index)
             );
             if self.ledger.report.plugin_failures.len() < MAX_KEPT_FAILURES {
                 self.ledger.report.plugin_failures.push(cause.clone());
@@ -607,60 +736,71 @@ impl Run<'_> {
                     .plugin_failures
                     .add(FailureCause::of(&error).label());
             }
-            match self.replay(sink, then).await {
+            match self.replay(lane, then).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) => error = e,
             }
         }
     }
 
-    /// A live swap: the running sink sends what it holds and closes (with the usual retries),
-    /// then `next` takes its place. Nothing settled is sent again; what the old sink could not
-    /// send before a shutdown interrupted it goes to the new one (`feed_unsettled`).
-    async fn swap(&mut self, sink: &mut PluginSink, next: PluginSink) -> Result<Settled> {
+    /// A live swap: the running lanes send what they hold and close (with the usual
+    /// retries), then `next` takes their place as the only lane. Nothing settled is sent
+    /// again; what the old ones could not send before a shutdown interrupted them goes to the
+    /// new one.
+    async fn swap(&mut self, lanes: &mut Lanes, next: PluginSink) -> Result<Settled> {
         let held = self.ledger.unsettled();
-        let outcome = self.call(sink, Then::Close).await?;
-        let settled = self.settle(sink, outcome).await?;
-        if !matches!(settled, Settled::Stop(_)) {
-            let old = std::mem::replace(sink, next);
-            observe_plugin(self.metrics.clone(), sink).await;
-            tracing::info!(
-                "live swap: the new plugin instance took over; the old one settled {} of the {held} message(s) in flight, {} left for the new one",
-                held - self.ledger.unsettled(),
-                self.ledger.unsettled()
-            );
-            drop(old);
+        if let Some(reason) = self.close_all(lanes).await? {
+            return Ok(Settled::Stop(reason));
         }
-        Ok(settled)
+        let old = lanes.replace_with(next);
+        self.ledger.move_unsettled_to(0);
+        let mut lane = lanes.take(0);
+        observe_plugin(self.metrics.clone(), &mut lane).await;
+        tracing::info!(
+            "live swap: the new plugin instance took over; the old one(s) settled {} of the {held} message(s) in flight, {} left for the new one",
+            held - self.ledger.unsettled(),
+            self.ledger.unsettled()
+        );
+        drop(old);
+        let settled = match self.feed_unsettled(&mut lane).await {
+            Ok(outcome) => self.settle(&mut lane, outcome).await,
+            Err(error) => match self.recover(&mut lane, error, Then::Nothing).await {
+                Ok(outcome) => self.settle(&mut lane, outcome).await,
+                Err(error) => Err(error),
+            },
+        };
+        lanes.put_back(lane);
+        settled
     }
 
-    async fn replay(&mut self, sink: &mut PluginSink, then: Then) -> Result<Outcome> {
-        sink.restart().await?;
-        let mut outcome = self.feed_unsettled(sink).await?;
+    async fn replay(&mut self, lane: &mut Lane, then: Then) -> Result<Outcome> {
+        lane.sink.restart().await?;
+        let mut outcome = self.feed_unsettled(lane).await?;
         match then {
-            Then::Flush => absorb(&mut outcome, sink.flush().await?),
-            Then::Close => absorb(&mut outcome, sink.close().await?),
+            Then::Flush => absorb(&mut outcome, lane.sink.flush().await?),
+            Then::Close => absorb(&mut outcome, lane.sink.close().await?),
             Then::Nothing => {}
         }
         Ok(outcome)
     }
 
-    /// Hands every unsettled message to the sink again (a fresh or a new instance).
-    async fn feed_unsettled(&mut self, sink: &mut PluginSink) -> Result<Outcome> {
+    /// Hands every message the lane holds unsettled to its sink again (a fresh or a new
+    /// instance).
+    async fn feed_unsettled(&mut self, lane: &mut Lane) -> Result<Outcome> {
         let mut outcome = empty_outcome();
-        let unsettled = self.ledger.unsettled_messages();
+        let unsettled = self.ledger.unsettled_messages(lane.index);
         for chunk in unsettled.chunks(self.options.feed_chunk.max(1)) {
-            absorb(&mut outcome, sink.accept(chunk).await?);
+            absorb(&mut outcome, lane.sink.accept(chunk).await?);
         }
         Ok(outcome)
     }
 
-    async fn record(&mut self, outcome: &Outcome) -> Result<()> {
+    async fn record(&mut self, outcome: &Outcome, lane: lanes::LaneIndex) -> Result<()> {
         if !outcome.ingested.is_empty() || !outcome.rejected.is_empty() {
             // Progress: a plugin that failed before is working again.
             self.failures_in_a_row = 0;
         }
-        let letters = self.ledger.record(outcome);
+        let letters = self.ledger.record(outcome, lane);
         self.dead_letters.write(&letters).await?;
         if let Some(metrics) = &self.metrics {
             for letter in &letters {

@@ -180,6 +180,7 @@ impl PluginRuntime {
 }
 
 /// What opening a sink took, kept to open it again in a fresh instance.
+#[derive(Clone)]
 struct Opening {
     runtime: PluginRuntime,
     name: String,
@@ -240,6 +241,22 @@ impl Opening {
     }
 }
 
+/// Opens sinks like one opened before (`PluginSink::opener`), each in an instance of its own.
+#[derive(Clone)]
+pub struct SinkOpener(Opening);
+
+impl SinkOpener {
+    pub async fn open(&self) -> Result<PluginSink> {
+        let opening = self.0.clone();
+        let instance = opening.instantiate().await?;
+        Ok(PluginSink {
+            instance,
+            opening,
+            restarts: 0,
+        })
+    }
+}
+
 /// One plugin instance with its open sink.
 struct Instance {
     store: Store<PluginState>,
@@ -277,6 +294,12 @@ impl PluginSink {
         self.instance = self.opening.instantiate().await?;
         self.restarts += 1;
         Ok(())
+    }
+
+    /// What opens more instances of this plugin with the same configuration: a pipeline
+    /// keeps several side by side, so that one sends while another converts.
+    pub fn opener(&self) -> SinkOpener {
+        SinkOpener(self.opening.clone())
     }
 
     /// What the plugin logged so far (of the current instance).
