@@ -4,6 +4,7 @@
 //! format, gzip level and batch size.
 
 mod connections;
+pub mod distant;
 pub mod drain;
 pub mod end_to_end;
 mod loopback;
@@ -128,6 +129,9 @@ pub struct BenchReport {
     /// A queued backlog drained by the host against `mosquitto_sub`, plain and TLS, with and
     /// without the thermostat transformation.
     pub drain: Result<drain::Drain, String>,
+    /// The pipeline against an endpoint whose answers come late, with one request in flight
+    /// and with several.
+    pub distant: Result<distant::Distant, String>,
     /// The whole host against a script around the official Python client, in CPU.
     pub official_sdk: Result<official_sdk::SdkComparison, String>,
 }
@@ -331,6 +335,9 @@ pub async fn run(options: &BenchOptions, plugin: &[u8]) -> Result<BenchReport> {
         drain: drain::measure(&runtime, (options.messages / 5).max(100))
             .await
             .map_err(|e| format!("{e:#}")),
+        distant: distant::measure(&runtime, (options.messages / 5).max(1000))
+            .await
+            .map_err(|e| format!("{e:#}")),
         official_sdk: match (&options.host_command, &options.python) {
             (Some(host), Some(python)) => {
                 official_sdk::measure(host, python, options.messages, options.runs.min(3))
@@ -492,6 +499,23 @@ impl BenchReport {
             }
             Err(reason) => out.push(format!("draining a backlog: not measured ({reason})")),
         }
+        out.push(match &self.distant {
+            Ok(d) => {
+                let one = d.rates.first().map_or(f64::NAN, |(_, rate)| *rate);
+                let cases: Vec<String> = d
+                    .rates
+                    .iter()
+                    .map(|(n, rate)| format!("{n} in flight {rate:.0} msgs/s ({:.1}×)", rate / one))
+                    .collect();
+                format!(
+                    "an endpoint answering {} ms late (a cluster in another region), {} thermostat messages, batches of 1000 sent when full: {}",
+                    distant::DELAY.as_millis(),
+                    d.messages,
+                    cases.join(", ")
+                )
+            }
+            Err(reason) => format!("a distant endpoint: not measured ({reason})"),
+        });
         out.push(match &self.official_sdk {
             Ok(s) => format!(
                 "the whole host (`run --input`) against a script around the official Python client (azure-kusto-ingest streaming), {} thermostat messages each, multijson, batches of 1000, gzip level 1, {} alternating pair(s): CPU host {:.2} s ({:.2}–{:.2}), Python {:.2} s ({:.2}–{:.2}); Python uses {:.1}× the host's CPU ({:.1}–{:.1})",
