@@ -62,7 +62,7 @@ pub async fn measure(runtime: &PluginRuntime, messages: usize) -> Result<Distant
         let report = pipeline::run(sink, receiver, &options).await?;
         let rate = messages as f64 / started.elapsed().as_secs_f64();
         producer.await?;
-        let rows = endpoint.emulator.rows("bench", &table).len();
+        let rows = endpoint.emulator.row_count("bench", &table);
         if report.ingested != count || rows != messages {
             bail!(
                 "{rows} rows stored and {} ingested of {messages} ({requests_in_flight} in flight)",

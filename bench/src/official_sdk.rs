@@ -107,7 +107,7 @@ pub async fn measure(
     let mut stored = 0;
     let mut expect_rows = |emulator: &Emulator, who: &str| -> Result<()> {
         stored += messages;
-        let rows = emulator.rows(DATABASE, TABLE).len();
+        let rows = emulator.row_count(DATABASE, TABLE);
         if rows != stored {
             bail!("after a run of {who}, {rows} rows are stored, not {stored}");
         }

@@ -228,6 +228,12 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// How many rows a table holds, without copying them (for waiting on a count).
+    pub fn row_count(&self, database: &str, table: &str) -> usize {
+        let cluster = self.shared.cluster.lock().unwrap();
+        cluster.table(database, table).map_or(0, |t| t.rows.len())
+    }
+
     /// Rows with the time each was ingested (Unix nanoseconds), as `ingestion_time()` would
     /// give it.
     pub fn rows_with_ingestion_times(&self, database: &str, table: &str) -> Vec<(Vec<Value>, u64)> {
