@@ -235,6 +235,11 @@ impl Lanes {
             .sum()
     }
 
+    /// The lanes opened so far.
+    pub fn count(&self) -> usize {
+        self.home.len()
+    }
+
     /// Fresh instances that replaced failed ones, in all lanes.
     pub fn restarts(&self) -> u32 {
         self.home

@@ -134,10 +134,13 @@ pub struct PipelineReport {
     pub peak_in_flight: u64,
     /// Why the pipeline stopped early, if it did.
     pub failure: Option<String>,
-    /// Statistics of the last plugin instance.
+    /// Statistics of the plugin instances at the end, added up.
     pub statistics: Option<Statistics>,
-    /// The largest linear memory the last plugin instance grew to, in bytes.
+    /// The largest linear memories the plugin instances (one per request in flight) grew to,
+    /// added up, in bytes.
     pub plugin_peak_memory: usize,
+    /// Plugin instances side by side at the end (`PipelineOptions::requests_in_flight` at most).
+    pub plugin_instances: usize,
     /// Live swaps: sinks that took over from a closed one.
     pub plugin_swaps: u32,
     /// Fresh instances that replaced failed ones, and the first failures' causes.
@@ -176,8 +179,9 @@ impl PipelineReport {
                 stats.bytes_encoded as f64 / stats.bytes_sent.max(1) as f64
             ));
             lines.push(format!(
-                "plugin memory      {:.1} MB (its largest linear memory)",
-                mb(self.plugin_peak_memory as u64)
+                "plugin memory      {:.1} MB (the largest linear memories of its {} instance(s), added up)",
+                mb(self.plugin_peak_memory as u64),
+                self.plugin_instances
             ));
         }
         if let Some(mqtt) = &self.mqtt {
@@ -440,6 +444,7 @@ pub async fn run_with(
     report.unacknowledged = run.ledger.unsettled() as u64;
     report.statistics = lanes.statistics().await;
     report.plugin_peak_memory = lanes.peak_memory_bytes();
+    report.plugin_instances = lanes.count();
     report.plugin_restarts = lanes.restarts();
     report.plugin_swaps = swapped;
     report.elapsed = started.elapsed();
