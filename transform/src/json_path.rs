@@ -15,14 +15,14 @@ pub fn get<'a>(mut node: &'a Json, path: &[String]) -> Option<&'a Json> {
 pub fn get_captured<'a>(
     mut node: &'a Json,
     segments: &[Segment],
-    capture: &[String],
+    capture: &[&str],
 ) -> Option<&'a Json> {
     for segment in segments {
         match segment {
             Segment::Field(name) => node = node.as_object()?.get(name)?,
             Segment::Wildcard => {
                 for name in capture {
-                    node = node.as_object()?.get(name)?;
+                    node = node.as_object()?.get(*name)?;
                 }
             }
         }
@@ -56,15 +56,21 @@ pub fn set(root: &mut Map<String, Json>, path: &[&str], value: Json) -> Result<(
 /// Every capture `C` under `base` such that `C` followed by `suffix` exists: with an empty
 /// suffix, the paths of the leaves (values that are not non-empty objects), else the paths
 /// of objects holding `suffix`. In document order.
-pub fn captures(base: &Json, suffix: &[String], out: &mut Vec<Vec<String>>) {
+/// A capture borrows its segments from `base`.
+pub fn captures<'a>(base: &'a Json, suffix: &[String], out: &mut Vec<Vec<&'a str>>) {
     let mut current = Vec::new();
     walk(base, suffix, &mut current, out);
 }
 
-fn walk(node: &Json, suffix: &[String], current: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+fn walk<'a>(
+    node: &'a Json,
+    suffix: &[String],
+    current: &mut Vec<&'a str>,
+    out: &mut Vec<Vec<&'a str>>,
+) {
     let Some(map) = node.as_object() else { return };
     for (key, child) in map {
-        current.push(key.clone());
+        current.push(key);
         if suffix.is_empty() {
             match child {
                 Json::Object(inner) if !inner.is_empty() => walk(child, suffix, current, out),

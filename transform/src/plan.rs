@@ -1,5 +1,6 @@
 //! Rules compiled into a plan, and the plan applied to a message.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -339,11 +340,12 @@ impl Transformation {
                     .map(|input| {
                         let value = match &input.path.path.root {
                             Root::DatasetRecord => {
-                                json_path::get(candidate, &names(&input.path.path)).cloned()
+                                json_path::get(candidate, &names(&input.path.path))
+                                    .map(Cow::Borrowed)
                             }
                             _ => read(record, input, &[], &[]),
                         };
-                        value.as_ref().map_or(Value::Empty, Value::from_json)
+                        value.as_deref().map_or(Value::Empty, Value::from_json)
                     })
                     .collect();
                 if truth(
@@ -383,10 +385,10 @@ fn descriptions(spec: &TransformationSpec) -> HashMap<(Stage, usize), String> {
 }
 
 /// Inputs as expressions see them: a missing one is the empty value.
-fn expression_values(inputs: &[Option<Json>]) -> Vec<Value> {
+fn expression_values(inputs: &[Option<Cow<'_, Json>>]) -> Vec<Value> {
     inputs
         .iter()
-        .map(|v| v.as_ref().map_or(Value::Empty, Value::from_json))
+        .map(|v| v.as_deref().map_or(Value::Empty, Value::from_json))
         .collect()
 }
 
@@ -438,23 +440,26 @@ fn failure(
 
 /// The values of a rule's inputs (`None`: missing), remembering and using last known values
 /// (kept by stage, rule and input).
-fn resolve(
+fn resolve<'a>(
     inputs: &[Input],
     last_known: &mut HashMap<(Stage, usize, usize), Json>,
     (stage, rule): (Stage, usize),
-    record: &Record,
-    contexts: &[Option<&Json>],
-    capture: &[String],
-) -> Vec<Option<Json>> {
+    record: &'a Record,
+    contexts: &[Option<&'a Json>],
+    capture: &[&str],
+) -> Vec<Option<Cow<'a, Json>>> {
     let mut values = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
         let value = read(record, input, capture, contexts);
         let value = match (value, input.path.last_known) {
             (Some(v), true) if !v.is_null() => {
-                last_known.insert((stage, rule, index), v.clone());
+                last_known.insert((stage, rule, index), v.clone().into_owned());
                 Some(v)
             }
-            (v, true) => last_known.get(&(stage, rule, index)).cloned().or(v),
+            (v, true) => last_known
+                .get(&(stage, rule, index))
+                .map(|known| Cow::Owned(known.clone()))
+                .or(v),
             (v, false) => v,
         };
         values.push(value);
@@ -475,16 +480,17 @@ fn map_record(
     // ("specialization") when it removes that field or writes the same output; otherwise
     // both apply ("second rule"; concept-dataflow-mapping: "Because the output fields are
     // different in this example, they wouldn't override each other").
-    struct Application {
+    struct Application<'a> {
         rule: usize,
-        capture: Vec<String>,
+        /// Segments of the payload (or a dataset's record) the wildcard stands for.
+        capture: Vec<&'a str>,
     }
     let mut applications: Vec<Application> = Vec::new();
     for (index, rule) in map.iter().enumerate() {
         if rule.contexts.iter().any(|&d| contexts[d].is_none()) {
             continue;
         }
-        let captures: Vec<Vec<String>> = match rule.capturing {
+        let captures: Vec<Vec<&str>> = match rule.capturing {
             None => vec![Vec::new()],
             Some(input) => {
                 let input = &rule.inputs[input];
@@ -522,13 +528,7 @@ fn map_record(
                         return true;
                     };
                     let first = &first.path.path;
-                    let same_field = rule.inputs.iter().any(|i| {
-                        i.path.path.root == first.root
-                            && is_prefix(
-                                captured(&i.path.path.segments, &capture),
-                                captured(&first.segments, &earlier.capture),
-                            )
-                    });
+                    // The outputs first: most later rules write elsewhere.
                     let replaces = match (&rule.output, &earlier_rule.output) {
                         (None, _) => true,
                         (Some(new), Some(old)) => {
@@ -538,7 +538,16 @@ fn map_record(
                         }
                         (Some(_), None) => false,
                     };
-                    !(same_field && replaces)
+                    let same_field = || {
+                        rule.inputs.iter().any(|i| {
+                            i.path.path.root == first.root
+                                && is_prefix(
+                                    captured(&i.path.path.segments, &capture),
+                                    captured(&first.segments, &earlier.capture),
+                                )
+                        })
+                    };
+                    !(replaces && same_field())
                 });
             }
             applications.push(Application {
@@ -564,7 +573,7 @@ fn map_record(
             &application.capture,
         );
         let result = match &rule.expression {
-            None => inputs.into_iter().next().flatten(),
+            None => inputs.into_iter().next().flatten().map(Cow::into_owned),
             Some(expression) => {
                 let values = expression_values(&inputs);
                 evaluate(expression, &values)
@@ -585,14 +594,14 @@ fn map_record(
 }
 
 /// A path's segment names, `capture` standing for its wildcard.
-fn captured<'a>(segments: &'a [Segment], capture: &'a [String]) -> impl Iterator<Item = &'a str> {
-    segments
-        .iter()
-        .flat_map(move |s| match s {
-            Segment::Field(name) => std::slice::from_ref(name).iter(),
-            Segment::Wildcard => capture.iter(),
-        })
-        .map(String::as_str)
+fn captured<'a>(segments: &'a [Segment], capture: &'a [&'a str]) -> impl Iterator<Item = &'a str> {
+    segments.iter().flat_map(move |s| {
+        let (field, wildcard) = match s {
+            Segment::Field(name) => (Some(name.as_str()), &[][..]),
+            Segment::Wildcard => (None, capture),
+        };
+        field.into_iter().chain(wildcard.iter().copied())
+    })
 }
 
 /// Whether `prefix` is the start of (or all of) `path`.
@@ -637,24 +646,26 @@ fn source<'a>(
     }
 }
 
-/// An input's value in this message, `capture` standing for its wildcard.
-fn read(
-    record: &Record,
+/// An input's value in this message, `capture` standing for its wildcard: borrowed from the
+/// payload or the dataset's record (a copy is made only where a value is kept).
+fn read<'a>(
+    record: &'a Record,
     input: &Input,
-    capture: &[String],
-    contexts: &[Option<&Json>],
-) -> Option<Json> {
+    capture: &[&str],
+    contexts: &[Option<&'a Json>],
+) -> Option<Cow<'a, Json>> {
+    let text = |text: &str| Cow::Owned(Json::String(text.to_string()));
     match &input.path.path.root {
-        Root::Metadata(Metadata::Topic) => Some(Json::String(record.topic.clone())),
-        Root::Metadata(Metadata::ContentType) => record.content_type.clone().map(Json::String),
+        Root::Metadata(Metadata::Topic) => Some(text(&record.topic)),
+        Root::Metadata(Metadata::ContentType) => record.content_type.as_deref().map(text),
         Root::Metadata(Metadata::UserProperty(key)) => record
             .user_properties
             .iter()
             .find(|(k, _)| k == key)
-            .map(|(_, v)| Json::String(v.clone())),
+            .map(|(_, v)| text(v)),
         _ => {
             let base = source(record, input, contexts)?;
-            json_path::get_captured(base, &input.path.path.segments, capture).cloned()
+            json_path::get_captured(base, &input.path.path.segments, capture).map(Cow::Borrowed)
         }
     }
 }
@@ -665,7 +676,7 @@ fn write(
     output: &mut Map<String, Json>,
     metadata: &mut Vec<(Metadata, Option<String>)>,
     target: &FieldPath,
-    capture: &[String],
+    capture: &[&str],
     value: Option<Json>,
 ) -> Result<(), String> {
     let text = |v: Json| match v {
