@@ -294,11 +294,14 @@ impl Transformation {
             .enumerate()
             .map(|(d, m)| m.map(|position| &records[d][position]))
             .collect();
+        // One buffer of inputs and one of values for all the rules of a message.
+        let (mut inputs, mut values) = (Vec::new(), Vec::new());
         for (index, rule) in filter.iter().enumerate() {
             if rule.contexts.iter().any(|&d| contexts[d].is_none()) {
                 continue;
             }
-            let inputs = resolve(
+            resolve(
+                &mut inputs,
                 &rule.inputs,
                 last_known,
                 (Stage::Filter, index),
@@ -306,7 +309,7 @@ impl Transformation {
                 &contexts,
                 &[],
             );
-            let values = expression_values(&inputs);
+            expression_values(&mut values, &inputs);
             if truth(
                 Stage::Filter,
                 index,
@@ -385,11 +388,14 @@ fn descriptions(spec: &TransformationSpec) -> HashMap<(Stage, usize), String> {
 }
 
 /// Inputs as expressions see them: a missing one is the empty value.
-fn expression_values(inputs: &[Option<Cow<'_, Json>>]) -> Vec<Value> {
-    inputs
-        .iter()
-        .map(|v| v.as_deref().map_or(Value::Empty, Value::from_json))
-        .collect()
+/// The values an expression sees, into `values` (emptied first).
+fn expression_values(values: &mut Vec<Value>, inputs: &[Option<Cow<'_, Json>>]) {
+    values.clear();
+    values.extend(
+        inputs
+            .iter()
+            .map(|v| v.as_deref().map_or(Value::Empty, Value::from_json)),
+    );
 }
 
 /// A filter's or a dataset's expression: true or false, anything else is a failure.
@@ -438,17 +444,18 @@ fn failure(
     }
 }
 
-/// The values of a rule's inputs (`None`: missing), remembering and using last known values
-/// (kept by stage, rule and input).
+/// The values of a rule's inputs (`None`: missing) into `values` (emptied first), remembering
+/// and using last known values (kept by stage, rule and input).
 fn resolve<'a>(
+    values: &mut Vec<Option<Cow<'a, Json>>>,
     inputs: &[Input],
     last_known: &mut HashMap<(Stage, usize, usize), Json>,
     (stage, rule): (Stage, usize),
     record: &'a Record,
     contexts: &[Option<&'a Json>],
     capture: &[&str],
-) -> Vec<Option<Cow<'a, Json>>> {
-    let mut values = Vec::with_capacity(inputs.len());
+) {
+    values.clear();
     for (index, input) in inputs.iter().enumerate() {
         let value = read(record, input, capture, contexts);
         let value = match (value, input.path.last_known) {
@@ -464,7 +471,6 @@ fn resolve<'a>(
         };
         values.push(value);
     }
-    values
 }
 
 /// The new payload, and the metadata properties the rules set (in order; `None` removes).
@@ -558,13 +564,15 @@ fn map_record(
     }
     let mut output = Map::new();
     let mut metadata = Vec::new();
+    let (mut inputs, mut values) = (Vec::new(), Vec::new());
     for application in &applications {
         let index = application.rule;
         let rule = &map[index];
         let Some(target) = &rule.output else {
             continue; // A removal rule writes nothing.
         };
-        let inputs = resolve(
+        resolve(
+            &mut inputs,
             &rule.inputs,
             last_known,
             (Stage::Map, index),
@@ -573,9 +581,9 @@ fn map_record(
             &application.capture,
         );
         let result = match &rule.expression {
-            None => inputs.into_iter().next().flatten().map(Cow::into_owned),
+            None => inputs.drain(..).next().flatten().map(Cow::into_owned),
             Some(expression) => {
-                let values = expression_values(&inputs);
+                expression_values(&mut values, &inputs);
                 evaluate(expression, &values)
                     .and_then(Value::into_json)
                     .map_err(|e| failure(Stage::Map, index, &rule.inputs, &values, e))?
@@ -690,8 +698,27 @@ fn write(
         Root::Metadata(property) => metadata.push((property.clone(), value.map(text))),
         _ => {
             if let Some(value) = value {
-                let path: Vec<&str> = captured(&target.segments, capture).collect();
-                json_path::set(output, &path, value)?;
+                // Output paths are short: their segments on the stack, a `Vec` past eight.
+                let mut short = [""; 8];
+                let mut long = Vec::new();
+                let mut count = 0;
+                for segment in captured(&target.segments, capture) {
+                    if count < short.len() {
+                        short[count] = segment;
+                    } else {
+                        if long.is_empty() {
+                            long.extend_from_slice(&short);
+                        }
+                        long.push(segment);
+                    }
+                    count += 1;
+                }
+                let path = if long.is_empty() {
+                    &short[..count]
+                } else {
+                    &long[..]
+                };
+                json_path::set(output, path, value)?;
             }
         }
     }

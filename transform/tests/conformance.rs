@@ -698,3 +698,17 @@ fn descriptions_label_their_rules() {
     assert!(Transformation::describe(&spec)
         .contains(&"filter[0]    \"Drop low temperatures\"".to_string()));
 }
+
+/// The wildcard's captures and the output paths are kept without copies, a path on the stack
+/// up to eight segments: deeper ones, and a capture of several segments inside one, are
+/// written the same way.
+#[test]
+fn deep_output_paths_and_multi_segment_captures_are_written_whole() {
+    let input = json!({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}, "x": "y"});
+    assert_output!(vec![map(&["*"], "*", None)], input.clone(), input.clone());
+    assert_output!(
+        vec![map(&["a.*"], "out.p.q.r.s.t.u.v.w.*", None)],
+        input,
+        json!({"out": {"p": {"q": {"r": {"s": {"t": {"u": {"v": {"w": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}}}}}}}}})
+    );
+}
