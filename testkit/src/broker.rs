@@ -54,6 +54,11 @@ pub struct PacketCounts {
     pub publish_sent: u64,
     /// PUBACK packets received from the client.
     pub puback_received: u64,
+    /// PUBLISH packets the broker had sent and not had acknowledged when the client connected
+    /// again, summed over its reconnections: what the broker may deliver again. At most a
+    /// receive maximum each while the broker honours it (mosquitto 2.0.11 sends more to a
+    /// resumed session).
+    pub unacknowledged_at_reconnect: u64,
 }
 
 /// mosquitto from PATH, or where Debian installs it (`/usr/sbin` is not always in PATH).
@@ -224,18 +229,34 @@ impl LocalBroker {
     /// PUBLISH sent to and PUBACK received from the client `client_id`, as the broker's
     /// log (started with `start_logging_packets`) records them.
     pub fn packet_counts(&self, client_id: &str) -> PacketCounts {
-        let sent = format!("Sending PUBLISH to {client_id} ");
-        let acked = format!("Received PUBACK from {client_id} ");
-        let mut counts = PacketCounts::default();
-        for line in self.log().lines() {
-            if line.contains(&sent) {
-                counts.publish_sent += 1;
-            } else if line.contains(&acked) {
-                counts.puback_received += 1;
-            }
-        }
-        counts
+        packet_counts_in(&self.log(), client_id)
     }
+}
+
+/// What a mosquitto log (`log_type all`) says the broker exchanged with `client_id`.
+fn packet_counts_in(log: &str, client_id: &str) -> PacketCounts {
+    let sent = format!("Sending PUBLISH to {client_id} ");
+    let acked = format!("Received PUBACK from {client_id} ");
+    let connected = format!(" as {client_id} (");
+    let mut counts = PacketCounts::default();
+    let mut outstanding: u64 = 0;
+    let mut connections = 0;
+    for line in log.lines() {
+        if line.contains(&sent) {
+            counts.publish_sent += 1;
+            outstanding += 1;
+        } else if line.contains(&acked) {
+            counts.puback_received += 1;
+            outstanding = outstanding.saturating_sub(1);
+        } else if line.contains("New client connected") && line.contains(&connected) {
+            if connections > 0 {
+                counts.unacknowledged_at_reconnect += outstanding;
+            }
+            connections += 1;
+            outstanding = 0;
+        }
+    }
+    counts
 }
 
 impl Drop for LocalBroker {
@@ -265,4 +286,36 @@ pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_broker_had_unacknowledged_at_each_reconnection_is_counted_from_its_log() {
+        let log = "\
+1: New client connected from 127.0.0.1:1 as host (p5, c0, k60).
+2: Sending PUBLISH to host (d0, q1, r0, m1, 't', ... (1 bytes))
+3: Sending PUBLISH to host (d0, q1, r0, m2, 't', ... (1 bytes))
+4: Sending PUBLISH to other (d0, q1, r0, m9, 't', ... (1 bytes))
+5: Sending PUBLISH to host (d0, q1, r0, m3, 't', ... (1 bytes))
+6: Received PUBACK from host (Mid: 1, RC:0)
+7: New client connected from 127.0.0.1:2 as other (p5, c0, k60).
+8: Client host closed its connection.
+9: New client connected from 127.0.0.1:3 as host (p5, c0, k60).
+10: Sending PUBLISH to host (d1, q1, r0, m2, 't', ... (1 bytes))
+11: Sending PUBLISH to host (d1, q1, r0, m3, 't', ... (1 bytes))
+12: Received PUBACK from host (Mid: 2, RC:0)
+13: Received PUBACK from host (Mid: 3, RC:0)
+";
+        assert_eq!(
+            packet_counts_in(log, "host"),
+            PacketCounts {
+                publish_sent: 5,
+                puback_received: 3,
+                unacknowledged_at_reconnect: 2,
+            }
+        );
+    }
 }

@@ -46,7 +46,8 @@ async fn faults_at_3000_a_second_through_the_default_window_lose_and_duplicate_n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn faults_kills_and_a_broker_restart_lose_nothing_and_duplicate_at_most_a_window_each() {
+async fn faults_kills_and_a_broker_restart_lose_nothing_and_duplicate_only_what_the_broker_sends_again(
+) {
     let campaign = Campaign {
         name: "faults, 3 host kills, a broker restart".into(),
         messages: 15_000,
