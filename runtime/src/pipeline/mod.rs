@@ -333,11 +333,9 @@ pub async fn run_with(
         }
         if let Some((index, error)) = failed {
             let mut lane = lanes.take(index);
-            let outcome = run.recover(&mut lane, error.into(), Then::Flush).await;
-            let settled = match outcome {
-                Ok(outcome) => run.settle(&mut lane, outcome).await,
-                Err(error) => Err(error),
-            };
+            let settled = run
+                .recover_and_settle(&mut lane, error.into(), Then::Flush)
+                .await;
             lanes.put_back(lane);
             match settled?.stop_reason() {
                 Some(reason) => break Some(reason),
@@ -623,13 +621,24 @@ impl Run<'_> {
         } = returned;
         let settled = match result {
             Ok(outcome) => self.settle(&mut lane, outcome).await,
-            Err(failure) => match self.recover(&mut lane, failure.into(), then).await {
-                Ok(outcome) => self.settle(&mut lane, outcome).await,
-                Err(error) => Err(error),
-            },
+            Err(failure) => {
+                self.recover_and_settle(&mut lane, failure.into(), then)
+                    .await
+            }
         };
         lanes.put_back(lane);
         settled
+    }
+
+    /// Replaces the lane's failed instance (`recover`) and settles what the fresh one did.
+    async fn recover_and_settle(
+        &mut self,
+        lane: &mut Lane,
+        error: anyhow::Error,
+        then: Then,
+    ) -> Result<Settled> {
+        let outcome = self.recover(lane, error, then).await?;
+        self.settle(lane, outcome).await
     }
 
     /// Settles the calls still out, then closes every lane (side by side) and settles what
@@ -660,8 +669,14 @@ impl Run<'_> {
     async fn gather(&mut self, lanes: &mut Lanes) -> Result<()> {
         while lanes.any_away() {
             let Returned { lane, result, .. } = lanes.returned().await?;
-            if let Ok(outcome) = &result {
-                self.record(outcome, lane.index).await?;
+            match &result {
+                Ok(outcome) => self.record(outcome, lane.index).await?,
+                // Its messages stay unsettled: counted as unacknowledged, delivered again.
+                Err(failure) => tracing::warn!(
+                    "plugin failed after the pipeline stopped ({}); its {} unsettled message(s) stay unacknowledged",
+                    failure.error.root_cause(),
+                    self.ledger.unsettled_in(lane.index)
+                ),
             }
             lanes.put_back(lane);
         }
@@ -769,10 +784,10 @@ impl Run<'_> {
         drop(old);
         let settled = match self.feed_unsettled(&mut lane).await {
             Ok(outcome) => self.settle(&mut lane, outcome).await,
-            Err(error) => match self.recover(&mut lane, error, Then::Nothing).await {
-                Ok(outcome) => self.settle(&mut lane, outcome).await,
-                Err(error) => Err(error),
-            },
+            Err(error) => {
+                self.recover_and_settle(&mut lane, error, Then::Nothing)
+                    .await
+            }
         };
         lanes.put_back(lane);
         settled

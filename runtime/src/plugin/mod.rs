@@ -170,12 +170,7 @@ impl PluginRuntime {
             tokens,
             config,
         };
-        let instance = opening.instantiate().await?;
-        Ok(PluginSink {
-            instance,
-            opening,
-            restarts: 0,
-        })
+        SinkOpener(opening).open().await
     }
 }
 
