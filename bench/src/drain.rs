@@ -202,6 +202,8 @@ fn subscribe(id: &str, port: u16, ca: Option<&Path>, count: Option<usize>) -> Re
     command.args([
         "-V", "mqttv5", "-i", id, "-c", "-x", "3600", "-q", "1", "-t", TOPIC,
     ]);
+    // Its PUBACKs sent at once (Nagle off), as the host's are: the broker at its own rate.
+    command.arg("--nodelay");
     command.args(["-D", "connect", "receive-maximum"]);
     command.arg(RECEIVE_MAXIMUM.to_string());
     command.args(["-p", &port.to_string()]);

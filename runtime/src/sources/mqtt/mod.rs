@@ -86,14 +86,6 @@ impl MqttSourceOptions {
     }
 }
 
-/// Where rumqttc connects: the link's socket, or the broker itself.
-fn broker_address(options: &MqttSourceOptions, link: Option<&Path>) -> (String, u16) {
-    match link {
-        Some(socket) => (socket.to_string_lossy().into_owned(), 0),
-        None => (options.endpoint.host.clone(), options.endpoint.port),
-    }
-}
-
 /// What the source did, counted as it goes: for the run's summary, the metrics, and a
 /// comparison with the broker's own log.
 #[derive(Debug, Default)]
@@ -172,8 +164,8 @@ trait Protocol: Send + 'static {
     type Client: Clone + Send + Sync + 'static;
     type Events: Send + 'static;
 
-    /// A client of the broker, or of the link's socket when there is a link.
-    fn connect(options: &MqttSourceOptions, link: Option<&Path>) -> (Self::Client, Self::Events);
+    /// A client of the link's socket.
+    fn connect(options: &MqttSourceOptions, link: &Path) -> (Self::Client, Self::Events);
     fn poll(events: &mut Self::Events) -> impl Future<Output = Result<Incoming, String>> + Send;
     fn subscribe(client: &Self::Client, filters: &[String]) -> Result<()>;
     /// Queues a QoS 1 PUBACK; false if the client's request queue has no room now.
@@ -192,7 +184,7 @@ pub struct MqttSource {
     writer: JoinHandle<()>,
     pub counters: Arc<MqttCounters>,
     /// Kept for as long as the source runs: rumqttc's way to the broker.
-    _link: Option<link::Link>,
+    _link: link::Link,
 }
 
 impl MqttSource {
@@ -235,20 +227,15 @@ fn start_with<P: Protocol>(
     sender: mpsc::UnboundedSender<SourceMessage>,
 ) -> Result<(MqttSource, Box<dyn Acknowledger>)> {
     let counters = Arc::new(MqttCounters::default());
-    let link = match (&options.tls, &options.credential) {
-        (None, None) => None,
-        _ => Some(
-            link::Link::start(link::LinkOptions {
-                host: options.endpoint.host.clone(),
-                port: options.endpoint.port,
-                tls: options.tls.clone(),
-                credential: options.credential.clone(),
-                counters: counters.clone(),
-            })
-            .context("starting the link to the broker")?,
-        ),
-    };
-    let (client, events) = P::connect(options, link.as_ref().map(|l| l.socket()));
+    let link = link::Link::start(link::LinkOptions {
+        host: options.endpoint.host.clone(),
+        port: options.endpoint.port,
+        tls: options.tls.clone(),
+        credential: options.credential.clone(),
+        counters: counters.clone(),
+    })
+    .context("starting the link to the broker")?;
+    let (client, events) = P::connect(options, link.socket());
     let connection = Arc::new(Mutex::new(Connection::default()));
     let reader_done = Arc::new(AtomicBool::new(false));
     let reader = Reader::<P> {
@@ -264,7 +251,7 @@ fn start_with<P: Protocol>(
         sender,
         done: reader_done.clone(),
         credential: options.credential.clone(),
-        link: link.as_ref().map(|l| l.status.clone()),
+        link: link.status.clone(),
     };
     let reader = tokio::spawn(reader.run(events));
     let (receipts, queued) = mpsc::unbounded_channel();
@@ -394,7 +381,7 @@ struct Reader<P: Protocol> {
     credential: Option<Arc<Credential>>,
     /// Why the link's last connection failed (TLS, a refused TCP connection), which rumqttc
     /// sees only as a closed socket.
-    link: Option<Arc<link::LinkStatus>>,
+    link: Arc<link::LinkStatus>,
 }
 
 /// What the reader counts on the current connection.
@@ -474,10 +461,7 @@ impl<P: Protocol> Reader<P> {
                     if self.sender.is_closed() {
                         return Ok(());
                     }
-                    let e = match self.link.as_ref().and_then(|l| l.take_error()) {
-                        Some(cause) => cause,
-                        None => e,
-                    };
+                    let e = self.link.take_error().unwrap_or(e);
                     self.counters.connected.store(false, Ordering::Relaxed);
                     let unwritten = {
                         let mut connection = self.connection.lock().expect("connection lock");
@@ -622,7 +606,7 @@ mod tests {
         type Client = Queue;
         type Events = ();
 
-        fn connect(_: &MqttSourceOptions, _: Option<&Path>) -> (Queue, ()) {
+        fn connect(_: &MqttSourceOptions, _: &Path) -> (Queue, ()) {
             unreachable!("the writer never connects")
         }
         async fn poll(_: &mut ()) -> Result<Incoming, String> {

@@ -10,9 +10,7 @@ use rumqttc::{
     SubscribeFilter, SubscribeReasonCode, Transport,
 };
 
-use super::{
-    broker_address, source_message, Incoming, MqttSourceOptions, Protocol, MAX_PACKET_BYTES,
-};
+use super::{source_message, Incoming, MqttSourceOptions, Protocol, MAX_PACKET_BYTES};
 
 pub struct V311;
 
@@ -20,13 +18,10 @@ impl Protocol for V311 {
     type Client = AsyncClient;
     type Events = EventLoop;
 
-    fn connect(options: &MqttSourceOptions, link: Option<&Path>) -> (AsyncClient, EventLoop) {
+    fn connect(options: &MqttSourceOptions, link: &Path) -> (AsyncClient, EventLoop) {
         let endpoint = &options.endpoint;
-        let (host, port) = broker_address(options, link);
-        let mut mqtt = MqttOptions::new(&options.client_id, host, port);
-        if link.is_some() {
-            mqtt.set_transport(Transport::Unix);
-        }
+        let mut mqtt = MqttOptions::new(&options.client_id, link.to_string_lossy(), 0);
+        mqtt.set_transport(Transport::Unix);
         mqtt.set_clean_session(false)
             .set_keep_alive(Duration::from_secs(u64::from(
                 endpoint.keep_alive_seconds.max(5),

@@ -10,9 +10,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions, Request};
 use rumqttc::{Outgoing, Transport};
 
-use super::{
-    broker_address, source_message, Incoming, MqttSourceOptions, Protocol, MAX_PACKET_BYTES,
-};
+use super::{source_message, Incoming, MqttSourceOptions, Protocol, MAX_PACKET_BYTES};
 
 pub struct V5;
 
@@ -20,13 +18,10 @@ impl Protocol for V5 {
     type Client = AsyncClient;
     type Events = EventLoop;
 
-    fn connect(options: &MqttSourceOptions, link: Option<&Path>) -> (AsyncClient, EventLoop) {
+    fn connect(options: &MqttSourceOptions, link: &Path) -> (AsyncClient, EventLoop) {
         let endpoint = &options.endpoint;
-        let (host, port) = broker_address(options, link);
-        let mut mqtt = MqttOptions::new(&options.client_id, host, port);
-        if link.is_some() {
-            mqtt.set_transport(Transport::Unix);
-        }
+        let mut mqtt = MqttOptions::new(&options.client_id, link.to_string_lossy(), 0);
+        mqtt.set_transport(Transport::Unix);
         mqtt.set_clean_start(false)
             .set_session_expiry_interval(Some(endpoint.session_expiry_seconds))
             .set_receive_maximum(Some(endpoint.max_inflight_messages))
