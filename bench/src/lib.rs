@@ -487,6 +487,12 @@ impl BenchReport {
             Ok(d) => {
                 out.push(format!("draining a backlog of {} messages queued by mosquitto (QoS 1, receive maximum 100): the host into the local endpoint against mosquitto_sub", d.messages));
                 for c in &d.cases {
+                    if !c.tls && !c.transformed {
+                        out.push(match c.broker_nodelay {
+                            false => " mosquitto as installed (set_tcp_nodelay false: small packets wait for the client's TCP acknowledgement)".to_string(),
+                            true => " mosquitto with set_tcp_nodelay true (each packet sent at once: the broker's own rate)".to_string(),
+                        });
+                    }
                     out.push(format!(
                         "  {}, {}: mosquitto_sub {:.0} msgs/s, the host {:.0} msgs/s: {:.0} % of mosquitto_sub",
                         if c.tls { "TLS" } else { "plain TCP" },

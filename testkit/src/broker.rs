@@ -26,6 +26,9 @@ pub struct BrokerOptions {
     pub log_packets: bool,
     /// A second listener, as a client on a cluster meets the broker.
     pub secure: Option<SecureListener>,
+    /// `set_tcp_nodelay true`: each packet is sent at once, where mosquitto's default holds
+    /// small ones back (Nagle) until the client has acknowledged what went before.
+    pub tcp_nodelay: bool,
 }
 
 /// A listener with TLS, client certificates or token authentication (by an auth plugin).
@@ -167,6 +170,7 @@ impl LocalBroker {
                 "per_listener_settings true\n\
                  listener {port} 127.0.0.1\n\
                  allow_anonymous true\n\
+                 set_tcp_nodelay {nodelay}\n\
                  {secure}\
                  persistence true\n\
                  persistence_location {dir}/\n\
@@ -179,6 +183,7 @@ impl LocalBroker {
                  {packets}",
                 port = self.port,
                 secure = self.secure_listener(),
+                nodelay = self.options.tcp_nodelay,
                 dir = self.dir.display(),
                 packets = if self.options.log_packets {
                     "log_type all\n"

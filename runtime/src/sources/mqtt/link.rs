@@ -10,8 +10,8 @@
 //! PUBLISH until the host has acknowledged the segment before at the TCP level, and Linux
 //! delays that acknowledgement by up to 40 ms when the host has nothing to send back; with a
 //! receive maximum of 100 a drain then stalls once per window. The link asks for an immediate
-//! acknowledgement after every read (`TCP_QUICKACK`, which the kernel turns off again by
-//! itself) and sends its own writes at once (`TCP_NODELAY`).
+//! acknowledgement after every read and every write (`TCP_QUICKACK`, which the kernel turns
+//! off again by itself) and sends its own writes at once (`TCP_NODELAY`).
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -181,7 +181,7 @@ async fn pump<S: AsyncRead + AsyncWrite>(
         &session,
         answers,
         status,
-        quick_ack,
+        &quick_ack,
     );
     let up = upstream(
         local_read,
@@ -190,6 +190,7 @@ async fn pump<S: AsyncRead + AsyncWrite>(
         &session,
         answered,
         &options.counters,
+        &quick_ack,
     );
     tokio::select! {
         result = down => result,
@@ -213,7 +214,7 @@ async fn downstream<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     session: &Session,
     answers: mpsc::UnboundedSender<AuthAnswer>,
     status: &LinkStatus,
-    quick_ack: impl Fn(),
+    quick_ack: &impl Fn(),
 ) -> Result<(), String> {
     let established = &session.established;
     let mut buffer = vec![0u8; BUFFER_BYTES];
@@ -305,6 +306,7 @@ async fn upstream<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     session: &Session,
     mut answered: mpsc::UnboundedReceiver<AuthAnswer>,
     counters: &MqttCounters,
+    quick_ack: &impl Fn(),
 ) -> Result<(), String> {
     let mut buffer = vec![0u8; BUFFER_BYTES];
     let mut splitter = Splitter::default();
@@ -337,6 +339,8 @@ async fn upstream<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 }
                 remote.write_all(&buffer[written..read]).await.map_err(|e| e.to_string())?;
                 remote.flush().await.map_err(|e| e.to_string())?;
+                // A write right after a read puts Linux back into delaying its ACKs.
+                quick_ack();
             }
             _ = renewal.tick(), if credential.is_some() && awaiting.is_none() => {
                 let credential = credential.expect("checked");
